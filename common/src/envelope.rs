@@ -1,0 +1,190 @@
+//! The queue envelope (DESIGN §3): the request body exactly as received plus
+//! metadata headers. The same header names are used on every queue backend.
+
+use bytes::Bytes;
+
+use crate::codec::Encoding;
+
+pub const HEADER_VERSION: &str = "lucent.v";
+pub const HEADER_ORG: &str = "lucent.org";
+pub const HEADER_KEY_ID: &str = "lucent.key_id";
+pub const HEADER_BATCH_ID: &str = "lucent.batch_id";
+pub const HEADER_RECEIVED_MS: &str = "lucent.received_ms";
+pub const HEADER_ENCODING: &str = "lucent.encoding";
+pub const HEADER_CONTENT_TYPE: &str = "lucent.content_type";
+pub const HEADER_USER_AGENT: &str = "lucent.user_agent";
+pub const HEADER_DLQ_REASON: &str = "lucent.dlq_reason";
+pub const HEADER_DLQ_AT_MS: &str = "lucent.dlq_at_ms";
+
+/// Envelope format version written by this code.
+pub const ENVELOPE_VERSION: &str = "1";
+
+/// Metadata the front end attaches to a body. Everything here is set by the
+/// server, except content type and user agent, which are recorded for display only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeMeta {
+    pub org_id: String,
+    pub key_id: String,
+    /// UUIDv7 assigned at receipt.
+    pub batch_id: String,
+    pub received_ms: u64,
+    /// The body's encoding after sniffing.
+    pub encoding: Encoding,
+    pub content_type: String,
+    pub user_agent: String,
+}
+
+/// One accepted request as it travels through the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub meta: EnvelopeMeta,
+    pub body: Bytes,
+}
+
+/// Why a header set does not make an envelope.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// A required header is absent.
+    #[error("missing envelope header {0}")]
+    Missing(&'static str),
+    /// A header is present but its value cannot be understood.
+    #[error("bad envelope header {name}: {value:?}")]
+    Bad { name: &'static str, value: String },
+}
+
+impl EnvelopeMeta {
+    /// The headers in their wire order, as (name, value) strings.
+    pub fn to_headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (HEADER_VERSION, ENVELOPE_VERSION.to_string()),
+            (HEADER_ORG, self.org_id.clone()),
+            (HEADER_KEY_ID, self.key_id.clone()),
+            (HEADER_BATCH_ID, self.batch_id.clone()),
+            (HEADER_RECEIVED_MS, self.received_ms.to_string()),
+            (HEADER_ENCODING, self.encoding.as_str().to_string()),
+            (HEADER_CONTENT_TYPE, self.content_type.clone()),
+            (HEADER_USER_AGENT, self.user_agent.clone()),
+        ]
+    }
+
+    /// Rebuilds the metadata from headers; unknown headers are ignored so that a
+    /// newer producer can add some without breaking an older consumer.
+    pub fn from_headers<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<EnvelopeMeta, EnvelopeError> {
+        let mut org_id = None;
+        let mut key_id = None;
+        let mut batch_id = None;
+        let mut received_ms = None;
+        let mut encoding = None;
+        let mut content_type = String::new();
+        let mut user_agent = String::new();
+        for (name, value) in headers {
+            match name {
+                HEADER_ORG => org_id = Some(value.to_string()),
+                HEADER_KEY_ID => key_id = Some(value.to_string()),
+                HEADER_BATCH_ID => batch_id = Some(value.to_string()),
+                HEADER_RECEIVED_MS => {
+                    received_ms = Some(value.parse::<u64>().map_err(|_| EnvelopeError::Bad {
+                        name: HEADER_RECEIVED_MS,
+                        value: value.to_string(),
+                    })?)
+                }
+                HEADER_ENCODING => {
+                    encoding =
+                        Some(
+                            Encoding::from_name(value).ok_or_else(|| EnvelopeError::Bad {
+                                name: HEADER_ENCODING,
+                                value: value.to_string(),
+                            })?,
+                        )
+                }
+                HEADER_CONTENT_TYPE => content_type = value.to_string(),
+                HEADER_USER_AGENT => user_agent = value.to_string(),
+                _ => {}
+            }
+        }
+        Ok(EnvelopeMeta {
+            org_id: org_id.ok_or(EnvelopeError::Missing(HEADER_ORG))?,
+            key_id: key_id.unwrap_or_default(),
+            batch_id: batch_id.ok_or(EnvelopeError::Missing(HEADER_BATCH_ID))?,
+            received_ms: received_ms.ok_or(EnvelopeError::Missing(HEADER_RECEIVED_MS))?,
+            encoding: encoding.unwrap_or(Encoding::Identity),
+            content_type,
+            user_agent,
+        })
+    }
+
+    /// The headers as one JSON object, for backends that store them in a column.
+    pub fn to_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .to_headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+
+    /// Inverse of [`EnvelopeMeta::to_json`].
+    pub fn from_json(text: &str) -> Result<EnvelopeMeta, EnvelopeError> {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|_| EnvelopeError::Bad {
+                name: "headers",
+                value: text.chars().take(200).collect(),
+            })?;
+        EnvelopeMeta::from_headers(
+            map.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))),
+        )
+    }
+}
+
+/// A new batch id: UUIDv7, so ids sort by receipt time.
+pub fn new_batch_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> EnvelopeMeta {
+        EnvelopeMeta {
+            org_id: "org-1".into(),
+            key_id: "luc_pk_deadbeef".into(),
+            batch_id: new_batch_id(),
+            received_ms: 1_732_700_000_000,
+            encoding: Encoding::Gzip,
+            content_type: "text/plain;charset=UTF-8".into(),
+            user_agent: "Mozilla/5.0".into(),
+        }
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let m = meta();
+        let headers = m.to_headers();
+        let back = EnvelopeMeta::from_headers(headers.iter().map(|(k, v)| (*k, v.as_str())));
+        assert_eq!(back, Ok(m));
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let m = meta();
+        assert_eq!(EnvelopeMeta::from_json(&m.to_json()), Ok(m));
+    }
+
+    #[test]
+    fn missing_org_is_an_error() {
+        let m = meta();
+        let headers: Vec<_> = m
+            .to_headers()
+            .into_iter()
+            .filter(|(k, _)| *k != HEADER_ORG)
+            .collect();
+        assert_eq!(
+            EnvelopeMeta::from_headers(headers.iter().map(|(k, v)| (*k, v.as_str()))),
+            Err(EnvelopeError::Missing(HEADER_ORG))
+        );
+    }
+}

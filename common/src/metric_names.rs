@@ -1,0 +1,93 @@
+//! Every metric either binary exports, defined once. Dashboards, alert rules and
+//! the test that scrapes `/metrics` use these names; change them together.
+//!
+//! Units are in the names (`_seconds`, `_bytes`); counters end in `_total`.
+
+// ---- lucent-ingest ----
+
+/// Counter. Requests answered, by `route` (`replay`, `preflight`, `other`) and `status` code.
+pub const INGEST_REQUESTS: &str = "lucent_ingest_requests_total";
+/// Histogram, seconds. Time from request head to response head, by `route`.
+pub const INGEST_REQUEST_DURATION: &str = "lucent_ingest_request_duration_seconds";
+/// Counter, bytes. Request body bytes read (on the wire, before any decoding).
+pub const INGEST_RECEIVED_BYTES: &str = "lucent_ingest_received_bytes_total";
+/// Counter. Requests refused with 401, by `reason` (`missing`, `malformed`, `unknown`, `revoked`).
+pub const INGEST_AUTH_FAILURES: &str = "lucent_ingest_auth_failures_total";
+/// Counter. Requests refused with 429.
+pub const INGEST_RATE_LIMITED: &str = "lucent_ingest_rate_limited_total";
+/// Histogram, seconds. Time from handing a batch to the queue until it is durable.
+pub const INGEST_PUBLISH_DURATION: &str = "lucent_ingest_publish_duration_seconds";
+/// Counter. Publishes that did not become durable, by `reason` (`full`, `timeout`, `unavailable`, `rejected`).
+pub const INGEST_PUBLISH_FAILURES: &str = "lucent_ingest_publish_failures_total";
+/// Gauge. Publishes handed to the queue and not yet acknowledged (the producer queue depth).
+pub const INGEST_PUBLISH_IN_FLIGHT: &str = "lucent_ingest_publish_in_flight";
+/// Gauge. Keys in the in-memory key table (active and revoked).
+pub const INGEST_KEY_CACHE_KEYS: &str = "lucent_ingest_key_cache_keys";
+/// Gauge, seconds. Time since the key table was last loaded successfully.
+pub const INGEST_KEY_CACHE_AGE: &str = "lucent_ingest_key_cache_age_seconds";
+/// Counter. Failed key table refreshes.
+pub const INGEST_KEY_REFRESH_FAILURES: &str = "lucent_ingest_key_refresh_failures_total";
+/// Gauge. Open client connections.
+pub const INGEST_CONNECTIONS: &str = "lucent_ingest_connections";
+
+// ---- lucent-consumer ----
+
+/// Gauge, messages. Messages in the queue not yet committed, by `partition`.
+pub const CONSUMER_LAG: &str = "lucent_consumer_lag_messages";
+/// Counter. Queue messages fully handled (stored or dead-lettered).
+pub const CONSUMER_MESSAGES: &str = "lucent_consumer_messages_total";
+/// Counter. Valid batches written to the store.
+pub const CONSUMER_BATCHES_STORED: &str = "lucent_consumer_batches_stored_total";
+/// Counter. Events written to the store.
+pub const CONSUMER_EVENTS_STORED: &str = "lucent_consumer_events_stored_total";
+/// Counter. Messages dead-lettered, by `reason` (`decode`, `too_large`, `not_json`, `invalid_batch`, `broken_envelope`).
+pub const CONSUMER_DEAD_LETTERS: &str = "lucent_consumer_dead_letters_total";
+/// Histogram, ratio. Decoded size divided by received size, per message.
+pub const CONSUMER_DECOMPRESSION_RATIO: &str = "lucent_consumer_decompression_ratio";
+/// Counter, bytes. Decoded body bytes.
+pub const CONSUMER_DECODED_BYTES: &str = "lucent_consumer_decoded_bytes_total";
+/// Histogram, seconds. Time of one store write (a batch or a dead letter).
+pub const CONSUMER_STORE_WRITE_DURATION: &str = "lucent_consumer_store_write_duration_seconds";
+/// Counter. Failed store writes, by `kind` (`retryable`, `permanent`).
+pub const CONSUMER_STORE_ERRORS: &str = "lucent_consumer_store_errors_total";
+/// Gauge. Messages handed out by the queue and not yet committed.
+pub const CONSUMER_IN_FLIGHT: &str = "lucent_consumer_in_flight";
+
+/// Histogram buckets for latencies, in seconds: 0.5 ms to 10 s, dense around the
+/// single-digit milliseconds where the ingest p99 target sits.
+pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
+/// Histogram buckets for compression ratios.
+pub const RATIO_BUCKETS: &[f64] = &[1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 50.0, 100.0];
+
+/// Every metric name, for the test that checks a scrape exposes them all.
+pub const ALL_INGEST: &[&str] = &[
+    INGEST_REQUESTS,
+    INGEST_REQUEST_DURATION,
+    INGEST_RECEIVED_BYTES,
+    INGEST_AUTH_FAILURES,
+    INGEST_RATE_LIMITED,
+    INGEST_PUBLISH_DURATION,
+    INGEST_PUBLISH_FAILURES,
+    INGEST_PUBLISH_IN_FLIGHT,
+    INGEST_KEY_CACHE_KEYS,
+    INGEST_KEY_CACHE_AGE,
+    INGEST_KEY_REFRESH_FAILURES,
+    INGEST_CONNECTIONS,
+];
+
+/// Every consumer metric name.
+pub const ALL_CONSUMER: &[&str] = &[
+    CONSUMER_LAG,
+    CONSUMER_MESSAGES,
+    CONSUMER_BATCHES_STORED,
+    CONSUMER_EVENTS_STORED,
+    CONSUMER_DEAD_LETTERS,
+    CONSUMER_DECOMPRESSION_RATIO,
+    CONSUMER_DECODED_BYTES,
+    CONSUMER_STORE_WRITE_DURATION,
+    CONSUMER_STORE_ERRORS,
+    CONSUMER_IN_FLIGHT,
+];

@@ -1,0 +1,222 @@
+//! Group commit for SQLite: one thread owns the write connection and commits
+//! every job waiting at the time in one transaction, so N concurrent writers
+//! cost one fsync instead of N. Each job runs inside its own savepoint, so one
+//! failing job is rolled back alone and the others still commit.
+//!
+//! A caller's future resolves only after the transaction holding its job has
+//! committed (or failed): "acknowledged" always means "on disk".
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store_error::StoreError;
+
+/// Jobs waiting for the writer thread. The bound keeps a stalled disk from
+/// turning into unbounded memory: callers wait for room (and callers with a
+/// deadline give up). 1024 is far more than one group ever holds in practice.
+const JOB_QUEUE_CAPACITY: usize = 1024;
+/// Most jobs in one transaction, so one commit never holds the write lock for long.
+const MAX_JOBS_PER_COMMIT: usize = 512;
+
+/// A unit of work for the writer thread: run inside a savepoint, then told how
+/// the enclosing transaction ended.
+trait Job: Send {
+    /// Runs the work; false means it failed and its savepoint is rolled back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Reports the outcome to the caller once the transaction has ended.
+    fn complete(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct TypedJob<R, F> {
+    work: Option<F>,
+    outcome: Option<Result<R, rusqlite::Error>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F> Job for TypedJob<R, F>
+where
+    R: Send,
+    F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let outcome = self.work.take().map(|work| work(conn));
+        let ok = matches!(outcome, Some(Ok(_)));
+        self.outcome = outcome;
+        ok
+    }
+
+    fn complete(self: Box<Self>, committed: Result<(), StoreError>) {
+        let result = match (self.outcome, committed) {
+            (Some(Err(e)), _) => Err(StoreError::from(e)),
+            (_, Err(e)) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Ok(())) => Err(StoreError::Unavailable("job never ran".into())),
+        };
+        // The caller may have given up waiting (deadline); that is fine.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Handle to the writer thread; cheap to clone. The thread ends when the last
+/// handle is dropped, after finishing the jobs already queued.
+#[derive(Clone)]
+pub struct SqliteWriter {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+/// Opens a connection with the settings every Lucent SQLite file uses.
+///
+/// WAL lets the consumer read while ingest writes. `synchronous=FULL` makes each
+/// commit durable against power loss, not only against a process crash:
+/// a 202 promises durability.
+pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteWriter {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection, thread_name: &str) -> Result<SqliteWriter, StoreError> {
+        let (jobs, receiver) = mpsc::channel(JOB_QUEUE_CAPACITY);
+        std::thread::Builder::new()
+            .name(thread_name.to_string())
+            .spawn(move || write_loop(conn, receiver))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Runs `job` in the next group transaction and returns its result once that
+    /// transaction has committed.
+    pub async fn execute<R, F>(&self, job: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            work: Some(job),
+            outcome: None,
+            reply,
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?
+    }
+
+    /// Waits until every job queued before this call has committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.execute(|_| Ok(())).await
+    }
+}
+
+fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_JOBS_PER_COMMIT {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&conn, group);
+    }
+}
+
+fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let reason = StoreError::from(e).to_string();
+        for job in group {
+            job.complete(Err(StoreError::Unavailable(reason.clone())));
+        }
+        return;
+    }
+    for job in group.iter_mut() {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let ok = savepoint.is_ok() && job.run(conn);
+        if savepoint.is_ok() {
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::warn!(error = %e, "sqlite savepoint could not be closed");
+            }
+        }
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for job in group {
+        job.complete(match &committed {
+            Ok(()) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (tempfile::TempDir, SqliteWriter, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = open_connection(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        (dir, SqliteWriter::start(conn, "test-writer").unwrap(), path)
+    }
+
+    #[tokio::test]
+    async fn one_failing_job_does_not_undo_the_others() {
+        let (_dir, w, path) = writer();
+        let mut tasks = Vec::new();
+        for v in [1, 2, 2, 3] {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.execute(move |c| c.execute("INSERT INTO t VALUES (?1)", [v]))
+                    .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            ok += t.await.unwrap().is_ok() as i32;
+        }
+        assert_eq!(ok, 3);
+        let conn = Connection::open(path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[tokio::test]
+    async fn results_come_back_after_commit() {
+        let (_dir, w, path) = writer();
+        w.execute(|c| c.execute("INSERT INTO t VALUES (7)", []))
+            .await
+            .unwrap();
+        // A second connection sees the row, so the commit happened before the reply.
+        let conn = Connection::open(path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
