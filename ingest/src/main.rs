@@ -1,1 +1,54 @@
-fn main() {}
+use anyhow::Context;
+use clap::Parser;
+use lucent_common::backends::open_store;
+use lucent_common::scylla_store::ScyllaOptions;
+use lucent_ingest::config::{Cli, Command, KeysCommand};
+use lucent_ingest::keys_cli;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lucent_common::telemetry::init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Keys(command)) => keys(command).await,
+    }
+}
+
+async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
+    tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, queue = %config.queue, store = %config.store, "lucent-ingest serving");
+    lucent_ingest::serve(&config, listener, admin, lucent_common::shutdown::signal()).await?;
+    Ok(())
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let scylla = ScyllaOptions::default();
+    match command {
+        KeysCommand::Create {
+            org,
+            rate_limit_per_minute,
+            store,
+        } => {
+            let store = open_store(&store, &scylla).await?;
+            let key = keys_cli::create(store.as_ref(), &org, rate_limit_per_minute).await?;
+            println!("{key}");
+        }
+        KeysCommand::Revoke { key, store } => {
+            let store = open_store(&store, &scylla).await?;
+            keys_cli::revoke(store.as_ref(), &key).await?;
+            eprintln!("revoked");
+        }
+        KeysCommand::List { store } => {
+            let store = open_store(&store, &scylla).await?;
+            keys_cli::list(store.as_ref(), &mut std::io::stdout().lock()).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Command line and environment. Every flag has a `LUCENT_*` variable and its
+//! default here, in one place; the README's table is checked against these by a test.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use lucent_common::backend_url::{QueueUrl, StoreUrl};
+
+use crate::app::AppLimits;
+use crate::server::ServerLimits;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lucent-ingest",
+    version,
+    about = "Lucent session-replay ingest front end"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, the default subcommand.
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the ingest API (the default).
+    Serve(ServeConfig),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key for an organization; prints only the key.
+    Create {
+        #[arg(long)]
+        org: String,
+        /// Override of the default per-minute limit for this key.
+        #[arg(long)]
+        rate_limit_per_minute: Option<u32>,
+        #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
+        store: StoreUrl,
+    },
+    /// Revoke a key; it stops working on every replica within one refresh interval.
+    Revoke {
+        key: String,
+        #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
+        store: StoreUrl,
+    },
+    /// List keys, one JSON object per line.
+    List {
+        #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
+        store: StoreUrl,
+    },
+}
+
+pub const DEFAULT_QUEUE: &str = "sqlite://data/queue.db";
+pub const DEFAULT_STORE: &str = "sqlite://data/lucent.db";
+
+/// Configuration of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address of the public API.
+    #[arg(long, env = "LUCENT_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "LUCENT_ADMIN_LISTEN", default_value = "0.0.0.0:9464")]
+    pub admin_listen: SocketAddr,
+    /// Queue: sqlite://PATH or kafka://HOST:PORT[,HOST:PORT].
+    #[arg(long, env = "LUCENT_QUEUE", default_value = DEFAULT_QUEUE)]
+    pub queue: QueueUrl,
+    /// Key store: sqlite://PATH or scylla://HOST:PORT[,HOST:PORT]/KEYSPACE.
+    #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
+    pub store: StoreUrl,
+    /// Milliseconds between reloads of the key table.
+    #[arg(long, env = "LUCENT_KEY_REFRESH_MS", default_value_t = 5_000)]
+    pub key_refresh_ms: u64,
+    /// Largest request body, in bytes on the wire.
+    #[arg(long, env = "LUCENT_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+    /// Requests per minute of a key without an override.
+    #[arg(long, env = "LUCENT_RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
+    pub rate_limit_per_minute: u32,
+    /// Milliseconds a publish may wait for the queue's acknowledgement before 503.
+    #[arg(long, env = "LUCENT_PUBLISH_TIMEOUT_MS", default_value_t = 5_000)]
+    pub publish_timeout_ms: u64,
+    /// Bytes of bodies waiting for the queue; past it requests get 503 at once.
+    #[arg(long, env = "LUCENT_PUBLISH_BUFFER_BYTES", default_value_t = 64 * 1_048_576)]
+    pub publish_buffer_bytes: usize,
+    /// Milliseconds a client has to send a request head.
+    #[arg(long, env = "LUCENT_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a client has to send the whole body (then 408).
+    #[arg(long, env = "LUCENT_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
+    /// Most open client connections.
+    #[arg(long, env = "LUCENT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Milliseconds to wait for in-flight requests at shutdown.
+    #[arg(long, env = "LUCENT_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
+    pub drain_timeout_ms: u64,
+}
+
+impl ServeConfig {
+    pub fn app_limits(&self) -> AppLimits {
+        AppLimits {
+            max_body_bytes: self.max_body_bytes,
+            default_rate_limit_per_minute: self.rate_limit_per_minute,
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            // A full buffer or a slow queue clears in seconds; one second keeps
+            // SDKs from hammering while not delaying them much.
+            unavailable_retry_after_secs: 1,
+        }
+    }
+
+    pub fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            key_refresh_interval: Duration::from_millis(self.key_refresh_ms.max(1)),
+        }
+    }
+
+    /// The defaults, as `serve` with no flags and no environment would use them.
+    pub fn defaults() -> ServeConfig {
+        let cli = Cli::parse_from(["lucent-ingest"]);
+        cli.serve
+    }
+}

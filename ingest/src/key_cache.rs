@@ -1,0 +1,194 @@
+//! The whole key table in memory (DESIGN §6), replaced wholesale on every
+//! refresh. A request reads it without waiting on the store, and a flood of
+//! unknown keys costs a hash lookup each.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lucent_common::api_key::ApiKey;
+use lucent_common::clock::Clock;
+use lucent_common::key_store::{KeyRecord, KeyStore};
+use lucent_common::metric_names;
+use lucent_common::store_error::StoreError;
+
+/// What the table says about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active {
+        org_id: Arc<str>,
+        rate_limit_per_minute: Option<u32>,
+    },
+    Revoked,
+    Unknown,
+}
+
+#[derive(Debug)]
+struct Entry {
+    org_id: Arc<str>,
+    rate_limit_per_minute: Option<u32>,
+    revoked: bool,
+}
+
+/// The in-memory key table.
+pub struct KeyCache {
+    table: RwLock<Arc<HashMap<ApiKey, Entry>>>,
+    /// Wall-clock time of the last successful load; 0 before the first.
+    loaded_at_ms: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+impl KeyCache {
+    pub fn new(clock: Arc<dyn Clock>) -> KeyCache {
+        KeyCache {
+            table: RwLock::new(Arc::new(HashMap::new())),
+            loaded_at_ms: AtomicU64::new(0),
+            clock,
+        }
+    }
+
+    /// Looks a key up in the current table.
+    pub fn lookup(&self, key: &ApiKey) -> KeyStatus {
+        let table = self.snapshot();
+        match table.get(key) {
+            Some(e) if e.revoked => KeyStatus::Revoked,
+            Some(e) => KeyStatus::Active {
+                org_id: e.org_id.clone(),
+                rate_limit_per_minute: e.rate_limit_per_minute,
+            },
+            None => KeyStatus::Unknown,
+        }
+    }
+
+    fn snapshot(&self) -> Arc<HashMap<ApiKey, Entry>> {
+        // Readers only clone an Arc under the lock; a poisoned lock still holds a
+        // complete table (it is replaced, never edited in place).
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// True once a load has succeeded; until then `/readyz` says no.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded_at_ms.load(Ordering::Acquire) > 0
+    }
+
+    /// Keys in the table.
+    pub fn len(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the table with `records`.
+    pub fn replace(&self, records: Vec<KeyRecord>) {
+        let mut orgs: HashMap<String, Arc<str>> = HashMap::new();
+        let mut table = HashMap::with_capacity(records.len());
+        for r in records {
+            // Many keys share an org: intern the name so a million keys do not
+            // hold a million copies of it.
+            let org_id = orgs
+                .entry(r.org_id)
+                .or_insert_with_key(|name| Arc::from(name.as_str()))
+                .clone();
+            table.insert(
+                r.key,
+                Entry {
+                    org_id,
+                    rate_limit_per_minute: r.rate_limit_per_minute,
+                    revoked: r.revoked_at_ms.is_some(),
+                },
+            );
+        }
+        let len = table.len();
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        self.loaded_at_ms
+            .store(self.clock.now_ms().max(1), Ordering::Release);
+        metrics::gauge!(metric_names::INGEST_KEY_CACHE_KEYS).set(len as f64);
+        metrics::gauge!(metric_names::INGEST_KEY_CACHE_AGE).set(0.0);
+    }
+
+    /// Loads the table once from `store`.
+    pub async fn refresh(&self, store: &dyn KeyStore) -> Result<usize, StoreError> {
+        let records = store.load_all().await?;
+        let n = records.len();
+        self.replace(records);
+        Ok(n)
+    }
+
+    /// Seconds since the last successful load (or since start when none).
+    pub fn age_secs(&self) -> f64 {
+        let loaded = self.loaded_at_ms.load(Ordering::Acquire);
+        self.clock.now_ms().saturating_sub(loaded) as f64 / 1000.0
+    }
+
+    /// Refreshes every `interval` until the returned task is aborted. Failures
+    /// keep the previous table (a store outage must not lock every client out)
+    /// and are logged once per change of state.
+    pub fn spawn_refresher(
+        self: &Arc<KeyCache>,
+        store: Arc<dyn KeyStore>,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                ticker.tick().await;
+                match cache.refresh(store.as_ref()).await {
+                    Ok(n) => {
+                        if failing {
+                            tracing::info!(keys = n, "key table refresh recovered");
+                        }
+                        failing = false;
+                    }
+                    Err(e) => {
+                        metrics::counter!(metric_names::INGEST_KEY_REFRESH_FAILURES).increment(1);
+                        metrics::gauge!(metric_names::INGEST_KEY_CACHE_AGE).set(cache.age_secs());
+                        if !failing {
+                            tracing::warn!(error = %e, "key table refresh failed; serving the last loaded table");
+                        }
+                        failing = true;
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lucent_common::clock::ManualClock;
+
+    fn record(org: &str, revoked: bool) -> KeyRecord {
+        KeyRecord {
+            key: ApiKey::generate(),
+            org_id: org.into(),
+            rate_limit_per_minute: Some(7),
+            created_at_ms: 1,
+            revoked_at_ms: revoked.then_some(2),
+        }
+    }
+
+    #[test]
+    fn looks_up_active_revoked_and_unknown_keys() {
+        let cache = KeyCache::new(Arc::new(ManualClock::new(10)));
+        assert!(!cache.is_loaded());
+        let (active, revoked) = (record("o", false), record("o", true));
+        cache.replace(vec![active.clone(), revoked.clone()]);
+        assert!(cache.is_loaded());
+        assert_eq!(
+            cache.lookup(&active.key),
+            KeyStatus::Active {
+                org_id: "o".into(),
+                rate_limit_per_minute: Some(7)
+            }
+        );
+        assert_eq!(cache.lookup(&revoked.key), KeyStatus::Revoked);
+        assert_eq!(cache.lookup(&ApiKey::generate()), KeyStatus::Unknown);
+    }
+}
