@@ -25,8 +25,7 @@ pub async fn open_store(
     Ok(match url {
         StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         StoreUrl::Scylla { nodes, keyspace } => {
-            let _ = ScyllaStore::connect(nodes, keyspace, scylla).await?;
-            return Err(StoreError::Permanent("scylla store not wired yet".into()));
+            Arc::new(ScyllaStore::connect(nodes, keyspace, scylla).await?)
         }
     })
 }
@@ -51,9 +50,19 @@ pub async fn open_publisher(
             options.buffer_bytes,
             options.ack_timeout,
         )?)),
-        QueueUrl::Kafka { .. } => Err(StoreError::Permanent(
-            "the kafka queue backend is not part of this build yet; use sqlite://".into(),
-        )),
+        QueueUrl::Kafka { brokers } => {
+            // SASL/TLS overrides are not plumbed through `PublisherOptions` yet:
+            // callers that need them use `KafkaPublisher::connect` directly.
+            let kafka = crate::kafka_publisher::KafkaPublisherOptions {
+                ack_timeout: options.ack_timeout,
+                buffer_bytes: options.buffer_bytes,
+                ..Default::default()
+            };
+            Ok(Arc::new(crate::kafka_publisher::KafkaPublisher::connect(
+                &crate::kafka_config::KafkaConfig::new(brokers.as_str()),
+                &kafka,
+            )?))
+        }
     }
 }
 
@@ -61,8 +70,9 @@ pub async fn open_publisher(
 pub async fn open_source(url: &QueueUrl, group: &str) -> Result<Arc<dyn Source>, StoreError> {
     match url {
         QueueUrl::Sqlite(path) => Ok(Arc::new(SqliteSource::open(path, group)?)),
-        QueueUrl::Kafka { .. } => Err(StoreError::Permanent(
-            "the kafka queue backend is not part of this build yet; use sqlite://".into(),
-        )),
+        QueueUrl::Kafka { brokers } => Ok(Arc::new(crate::kafka_source::KafkaSource::connect(
+            &crate::kafka_config::KafkaConfig::new(brokers.as_str()),
+            &crate::kafka_source::KafkaSourceOptions::new(group),
+        )?)),
     }
 }

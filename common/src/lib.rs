@@ -11,7 +11,10 @@
 //! - [`key_store`], [`session_store`], [`publisher`], [`source`]: the backend traits.
 //! - [`sqlite_writer`]: group commit for SQLite.
 //! - [`sqlite_queue`], [`sqlite_store`]: the embedded backends.
-//! - [`scylla_store`]: the distributed store.
+//! - [`scylla_store`]: the distributed store; [`scylla_flags`]: its command-line flags.
+//! - [`kafka_config`], [`kafka_publisher`], [`kafka_source`], [`kafka_admin`]: the
+//!   distributed queue (settings and overrides; producer and dead letters;
+//!   consumer-group source; topic creation).
 //! - [`backends`]: opening a backend from its URL.
 //! - [`backend_url`]: parsing `--queue` / `--store` URLs.
 //! - [`metric_names`]: every metric, documented once.
@@ -27,9 +30,14 @@ pub mod batch;
 pub mod clock;
 pub mod codec;
 pub mod envelope;
+pub mod kafka_admin;
+pub mod kafka_config;
+pub mod kafka_publisher;
+pub mod kafka_source;
 pub mod key_store;
 pub mod metric_names;
 pub mod publisher;
+pub mod scylla_flags;
 pub mod scylla_store;
 pub mod session_store;
 pub mod shutdown;

@@ -37,4 +37,10 @@ pub trait Source: Send + Sync {
     /// Durably records that every message before `next_offset` in `partition`
     /// is done.
     async fn commit(&self, partition: i32, next_offset: i64) -> Result<(), StoreError>;
+
+    /// Messages not yet committed, per partition, for the lag gauge. Sources
+    /// that cannot tell cheaply report nothing.
+    async fn lag(&self) -> Result<Vec<(i32, i64)>, StoreError> {
+        Ok(Vec::new())
+    }
 }

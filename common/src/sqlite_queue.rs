@@ -156,11 +156,11 @@ impl SqliteSource {
         .await
     }
 
-    /// The offset the next appended message will get, minus one: the log's end.
+    /// One past the newest message in the log (0 when the log holds none).
     pub async fn end_offset(&self) -> Result<i64, StoreError> {
         self.with_reader(|conn| {
             conn.query_row(
-                "SELECT coalesce(max(offset), 0) FROM queue_messages",
+                "SELECT coalesce(max(offset) + 1, 0) FROM queue_messages",
                 [],
                 |r| r.get(0),
             )
@@ -246,6 +246,12 @@ impl Source for SqliteSource {
             })
             .await?;
         Ok(())
+    }
+
+    async fn lag(&self) -> Result<Vec<(i32, i64)>, StoreError> {
+        let committed = self.committed_offset().await?;
+        let end = self.end_offset().await?;
+        Ok(vec![(0, (end - committed).max(0))])
     }
 }
 

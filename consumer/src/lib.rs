@@ -1,1 +1,167 @@
+//! `lucent-consumer`: the pipeline worker that turns accepted batches into
+//! stored, replayable sessions (DESIGN §4, §5), and the commands that read them back.
+//!
+//! Layout:
+//! - [`config`]: flags, environment variables and their defaults.
+//! - [`pipeline`]: poll → process concurrently → commit finished prefixes; shutdown order.
+//! - [`offsets`]: which offsets are safe to commit.
+//! - [`process`]: one message: decode, validate, chunk, store or dead-letter.
+//! - [`chunker`]: splitting a batch into cells under the size limit.
+//! - [`read_cli`]: `sessions list|export`, `dlq list`.
 
+pub mod chunker;
+pub mod config;
+pub mod offsets;
+pub mod pipeline;
+pub mod process;
+pub mod read_cli;
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lucent_common::admin::{self, Readiness};
+use lucent_common::backends::{open_source, open_store, Store};
+use lucent_common::clock::{Clock, SystemClock};
+use lucent_common::session_store::SessionStore;
+use lucent_common::source::Source;
+use lucent_common::store_error::StoreError;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::RunConfig;
+use crate::pipeline::PipelineHealth;
+use crate::process::Processor;
+
+/// How often the embedded store deletes data past retention.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Why the consumer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The queue backend could not be opened.
+    #[error("cannot open queue {url}: {source}")]
+    Queue {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    /// The store could not be opened.
+    #[error("cannot open store {url}: {source}")]
+    Store {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Opens the configured backends and consumes until `shutdown` resolves.
+pub async fn run(
+    config: &RunConfig,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let store = open_store(&config.store.store, &config.store.scylla.options())
+        .await
+        .map_err(|source| StartError::Store {
+            url: config.store.store.to_string(),
+            source,
+        })?;
+    let source = open_source(&config.queue, &config.consumer_group)
+        .await
+        .map_err(|source| StartError::Queue {
+            url: config.queue.to_string(),
+            source,
+        })?;
+    run_with(
+        config,
+        source,
+        store,
+        Arc::new(SystemClock),
+        admin_listener,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// Consumes `source` into `store` until `shutdown` resolves; tests call this directly.
+pub async fn run_with(
+    config: &RunConfig,
+    source: Arc<dyn Source>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let health = Arc::new(PipelineHealth::default());
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        lucent_common::telemetry::prometheus(),
+        Arc::new(ConsumerReadiness(health.clone())) as Arc<dyn Readiness>,
+        async {
+            let _ = admin_stopped.await;
+        },
+    ));
+    let expiry = spawn_expiry(
+        store.clone(),
+        clock.clone(),
+        config.store.scylla.retention_days,
+    );
+    let processor = Arc::new(Processor {
+        store: store as Arc<dyn SessionStore>,
+        clock,
+        limits: config.process_limits(),
+        stopping: stop_rx.clone(),
+    });
+    let pipeline = tokio::spawn(pipeline::run(
+        source,
+        processor,
+        config.pipeline_limits(),
+        health,
+        stop_rx,
+    ));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    if let Err(e) = pipeline.await {
+        tracing::error!(error = %e, "pipeline task failed");
+    }
+    expiry.abort();
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
+}
+
+fn spawn_expiry(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retention_days: u32,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let retention_ms = u64::from(retention_days) * 86_400_000;
+        let mut ticker = tokio::time::interval(EXPIRY_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let cutoff = clock.now_ms().saturating_sub(retention_ms);
+            if let Err(e) = store.expire_before(cutoff).await {
+                tracing::warn!(error = %e, "expiring old sessions failed");
+            }
+        }
+    })
+}
+
+struct ConsumerReadiness(Arc<PipelineHealth>);
+
+#[async_trait]
+impl Readiness for ConsumerReadiness {
+    async fn check(&self) -> Result<(), String> {
+        if self.0.source_ok.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("queue not polled successfully yet".into())
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `sessions list`, `sessions export` and `dlq list`: reading what the pipeline stored.
+
+use std::io::Write;
+
+use lucent_common::codec::zstd_decompress;
+use lucent_common::session_store::SessionReader;
+use lucent_common::store_error::StoreError;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// The most a stored chunk may decompress to. Chunks are written under 1 MiB
+/// compressed from bodies of at most the decode limit; this bound only guards
+/// the CLI against a corrupt cell.
+const MAX_CHUNK_DECODED_BYTES: usize = 256 * 1_048_576;
+
+/// Why a read command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A time flag is not RFC 3339.
+    #[error("bad time {0:?}: expected RFC 3339, e.g. 2026-11-27T12:00:00Z")]
+    BadTime(String),
+    /// A stored chunk could not be read back.
+    #[error("stored chunk {window}/{seq}/{part} is unreadable: {why}")]
+    CorruptChunk {
+        window: String,
+        seq: u64,
+        part: u32,
+        why: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Parses an RFC 3339 time into epoch milliseconds.
+pub fn parse_time_ms(text: &str) -> Result<u64, ReadError> {
+    let t =
+        OffsetDateTime::parse(text, &Rfc3339).map_err(|_| ReadError::BadTime(text.to_string()))?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ReadError::BadTime(text.to_string()))
+}
+
+/// Formats epoch milliseconds as RFC 3339 with milliseconds.
+pub fn format_time_ms(ms: u64) -> String {
+    let t =
+        OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms.min(i64::MAX as u64) as i64);
+    t.format(&Rfc3339).unwrap_or_else(|_| ms.to_string())
+}
+
+/// Writes the sessions of `org` overlapping `[since_ms, until_ms]`, one JSON object per line.
+pub async fn list_sessions(
+    reader: &dyn SessionReader,
+    org: &str,
+    since_ms: u64,
+    until_ms: u64,
+    out: &mut impl Write,
+) -> Result<usize, ReadError> {
+    let sessions = reader.list_sessions(org, since_ms, until_ms).await?;
+    for s in &sessions {
+        let line = serde_json::json!({
+            "sessionId": s.session_id,
+            "firstEventTime": format_time_ms(s.first_event_ms),
+            "lastEventTime": format_time_ms(s.last_event_ms),
+            "eventCount": s.event_count,
+            "bytes": s.raw_bytes,
+            "hasFullSnapshot": s.has_full_snapshot,
+            "firstUrl": s.first_url,
+            "userAgent": s.user_agent,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(sessions.len())
+}
+
+/// Writes one session's events as a JSON array: by window, then seq, then
+/// position in the batch; each stored event exactly once, byte for byte as received.
+/// Returns the number of events written.
+pub async fn export_session(
+    reader: &dyn SessionReader,
+    org: &str,
+    session: &str,
+    out: &mut impl Write,
+) -> Result<u64, ReadError> {
+    let chunks = reader.read_session(org, session).await?;
+    out.write_all(b"[")?;
+    let mut written = 0u64;
+    for chunk in &chunks {
+        let corrupt = |why: String| ReadError::CorruptChunk {
+            window: chunk.window_id.clone(),
+            seq: chunk.seq,
+            part: chunk.part,
+            why,
+        };
+        let json = zstd_decompress(&chunk.events_zstd, MAX_CHUNK_DECODED_BYTES)
+            .map_err(|e| corrupt(e.to_string()))?;
+        // Each chunk is a JSON array the consumer wrote; splice its elements in.
+        let inner = json
+            .strip_prefix(b"[")
+            .and_then(|j| j.strip_suffix(b"]"))
+            .ok_or_else(|| corrupt("not a JSON array".into()))?;
+        if inner.is_empty() {
+            continue;
+        }
+        if written > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(inner)?;
+        written += u64::from(chunk.event_count);
+    }
+    out.write_all(b"]\n")?;
+    Ok(written)
+}
+
+/// Writes the newest `limit` dead letters, one JSON object per line.
+pub async fn list_dead_letters(
+    reader: &dyn SessionReader,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<usize, ReadError> {
+    let letters = reader.list_dead_letters(limit).await?;
+    for d in &letters {
+        let line = serde_json::json!({
+            "batchId": d.batch_id,
+            "org": d.org_id,
+            "reason": d.reason,
+            "receivedTime": format_time_ms(d.received_ms),
+            "deadLetteredTime": format_time_ms(d.dead_at_ms),
+            "sizeBytes": d.size_bytes,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(letters.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let ms = parse_time_ms("2026-11-27T12:00:00.250Z").unwrap();
+        assert_eq!(ms, 1_795_780_800_250);
+        assert_eq!(format_time_ms(ms), "2026-11-27T12:00:00.25Z");
+        assert!(parse_time_ms("yesterday").is_err());
+    }
+}

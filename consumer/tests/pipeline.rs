@@ -1,0 +1,385 @@
+//! The consumer against real SQLite queue and store files: what goes in through
+//! the queue comes out of `sessions export` exactly once, and whatever is bad
+//! ends in the dead-letter store without stopping the rest.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lucent_common::backends::Store;
+use lucent_common::clock::{Clock, SystemClock};
+use lucent_common::codec::Encoding;
+use lucent_common::envelope::{new_batch_id, Envelope, EnvelopeMeta};
+use lucent_common::publisher::Publisher;
+use lucent_common::session_store::SessionReader;
+use lucent_common::source::Source;
+use lucent_common::sqlite_queue::{SqlitePublisher, SqliteSource};
+use lucent_common::sqlite_store::SqliteStore;
+use lucent_consumer::config::RunConfig;
+use lucent_consumer::read_cli::export_session;
+use serde_json::{json, Value};
+
+struct Harness {
+    dir: tempfile::TempDir,
+    publisher: SqlitePublisher,
+    store: Arc<SqliteStore>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    async fn start(tune: impl FnOnce(&mut RunConfig)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let publisher = SqlitePublisher::open(
+            &dir.path().join("queue.db"),
+            256 << 20,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("lucent.db")).unwrap());
+        let mut harness = Harness {
+            dir,
+            publisher,
+            store,
+            stop: None,
+            task: None,
+        };
+        harness.start_consumer(tune).await;
+        harness
+    }
+
+    async fn start_consumer(&mut self, tune: impl FnOnce(&mut RunConfig)) {
+        let mut config = RunConfig::defaults();
+        config.drain_timeout_ms = 5_000;
+        tune(&mut config);
+        let source: Arc<dyn Source> = Arc::new(
+            SqliteSource::open(&self.dir.path().join("queue.db"), "lucent-consumer").unwrap(),
+        );
+        let store: Arc<dyn Store> = self.store.clone();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        self.task = Some(tokio::spawn(async move {
+            lucent_consumer::run_with(&config, source, store, clock, admin, async {
+                let _ = stopped.await;
+            })
+            .await
+        }));
+        self.stop = Some(stop);
+    }
+
+    async fn stop_consumer(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    async fn publish(&self, org: &str, encoding: Encoding, body: Vec<u8>) -> String {
+        let batch_id = new_batch_id();
+        self.publisher
+            .publish(Envelope {
+                meta: EnvelopeMeta {
+                    org_id: org.into(),
+                    key_id: "luc_pk_00000000".into(),
+                    batch_id: batch_id.clone(),
+                    received_ms: SystemClock.now_ms(),
+                    encoding,
+                    content_type: "application/json".into(),
+                    user_agent: "test-agent".into(),
+                },
+                body: body.into(),
+            })
+            .await
+            .unwrap();
+        batch_id
+    }
+
+    async fn publish_json(&self, org: &str, body: &Value) -> String {
+        self.publish(org, Encoding::Identity, body.to_string().into_bytes())
+            .await
+    }
+
+    /// Waits until the consumer has committed everything published so far.
+    async fn drained(&self) {
+        let source =
+            SqliteSource::open(&self.dir.path().join("queue.db"), "lucent-consumer").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let lag = source.lag().await.unwrap();
+            if lag.iter().all(|(_, l)| *l == 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "consumer did not catch up: lag {lag:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn export(&self, org: &str, session: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        export_session(self.store.as_ref(), org, session, &mut out)
+            .await
+            .unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
+fn events(from: u64, n: u64, t0: u64) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| json!({"type": if i == 0 { 2 } else { 3 }, "timestamp": t0 + i, "data": {"i": i}}))
+        .collect()
+}
+
+fn batch(session: &str, window: &str, seq: u64, events: Vec<Value>) -> Value {
+    json!({"sessionId": session, "windowId": window, "seq": seq, "events": events, "metadata": {"url": format!("https://shop.example/{window}/{seq}")}})
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+#[tokio::test]
+async fn export_orders_by_window_then_seq_then_position() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    // Published out of order, across two windows.
+    h.publish_json("org", &batch("s1", "tab-b", 0, events(100, 2, t0)))
+        .await;
+    h.publish_json("org", &batch("s1", "tab-a", 1, events(10, 3, t0)))
+        .await;
+    h.publish_json("org", &batch("s1", "tab-a", 0, events(0, 10, t0)))
+        .await;
+    h.drained().await;
+    let exported = h.export("org", "s1").await;
+    let order: Vec<u64> = exported
+        .iter()
+        .map(|e| e["data"]["i"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (0..13).chain(100..102).collect();
+    assert_eq!(order, expected);
+
+    let sessions = h.store.list_sessions("org", 0, u64::MAX).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s.event_count, 15);
+    assert!(s.has_full_snapshot);
+    assert_eq!((s.first_event_ms, s.last_event_ms), (t0, t0 + 101));
+    assert_eq!(s.first_url.as_deref(), Some("https://shop.example/tab-a/0"));
+    assert_eq!(s.user_agent, "test-agent");
+}
+
+#[tokio::test]
+async fn duplicate_delivery_and_client_retries_store_each_event_once() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    let b = batch("dup", "", 0, events(0, 5, t0));
+    // A client retry: same batch, different envelopes (new batch ids), one gzip.
+    h.publish_json("org", &b).await;
+    h.publish_json("org", &b).await;
+    h.publish("org", Encoding::Gzip, gzip(b.to_string().as_bytes()))
+        .await;
+    h.drained().await;
+    assert_eq!(h.export("org", "dup").await, events(0, 5, t0));
+
+    // Redelivery: the queue hands the same messages out again after a restart
+    // that lost the committed offset.
+    let mut h = h;
+    h.stop_consumer().await;
+    let conn = rusqlite::Connection::open(h.dir.path().join("queue.db")).unwrap();
+    conn.execute("UPDATE queue_offsets SET next_offset = 0", [])
+        .unwrap();
+    h.publish_json("org", &b).await;
+    h.start_consumer(|_| {}).await;
+    h.drained().await;
+    assert_eq!(h.export("org", "dup").await, events(0, 5, t0));
+    let sessions = h.store.list_sessions("org", 0, u64::MAX).await.unwrap();
+    assert_eq!(sessions[0].event_count, 5);
+}
+
+#[tokio::test]
+async fn a_batch_split_across_chunks_exports_identically() {
+    let h = Harness::start(|c| c.max_chunk_bytes = 2048).await;
+    let t0 = now_ms();
+    let big: Vec<Value> = (0..3000u64)
+        .map(|i| json!({"type": 3, "timestamp": t0 + i, "data": {"source": 2, "x": i * 7919 % 1013, "id": format!("{:x}", i * 2654435761u64)}}))
+        .collect();
+    h.publish(
+        "org",
+        Encoding::Gzip,
+        gzip(batch("big", "w", 0, big.clone()).to_string().as_bytes()),
+    )
+    .await;
+    h.drained().await;
+    let chunks = h.store.read_session("org", "big").await.unwrap();
+    assert!(
+        chunks.len() > 3,
+        "expected several parts, got {}",
+        chunks.len()
+    );
+    assert!(chunks.iter().all(|c| c.events_zstd.len() <= 2048));
+    assert_eq!(h.export("org", "big").await, big);
+}
+
+#[tokio::test]
+async fn org_a_never_sees_org_b_session_of_the_same_id() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    h.publish_json("org-a", &batch("same", "", 0, events(0, 2, t0)))
+        .await;
+    h.publish_json("org-b", &batch("same", "", 0, events(50, 3, t0)))
+        .await;
+    h.drained().await;
+    assert_eq!(h.export("org-a", "same").await, events(0, 2, t0));
+    assert_eq!(h.export("org-b", "same").await, events(50, 3, t0));
+    assert_eq!(
+        h.store.list_sessions("org-a", 0, u64::MAX).await.unwrap()[0].event_count,
+        2
+    );
+    assert!(h
+        .store
+        .list_sessions("org-c", 0, u64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn invalid_batches_are_dead_lettered_and_their_siblings_stored() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    let body = json!([
+        batch("ok-1", "", 0, events(0, 2, t0)),
+        {"sessionId": "bad", "seq": 0, "events": [{"type": 9, "timestamp": 1}]},
+        batch("ok-2", "", 0, events(0, 1, t0)),
+        {"seq": 1, "events": []},
+    ]);
+    let id = h.publish_json("org", &body).await;
+    h.drained().await;
+    assert_eq!(h.export("org", "ok-1").await.len(), 2);
+    assert_eq!(h.export("org", "ok-2").await.len(), 1);
+    let letters = h.store.list_dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].batch_id, id);
+    assert_eq!(
+        letters[0].reason,
+        "batch[1]: bad event type at events[0]: must be an integer 0-6; batch[3]: missing sessionId"
+    );
+    assert_eq!(
+        h.store.dead_letter_body(&id).await.unwrap().unwrap(),
+        body.to_string().into_bytes()
+    );
+}
+
+#[tokio::test]
+async fn gzip_bomb_and_garbage_land_in_the_dead_letter_store() {
+    let h = Harness::start(|c| c.max_decoded_bytes = 4 << 20).await;
+    let t0 = now_ms();
+    // 256 MiB of zeros in about 250 KiB: stops at the 4 MiB decode bound.
+    let bomb = {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            enc.write_all(&zeros).unwrap();
+        }
+        enc.finish().unwrap()
+    };
+    h.publish("org", Encoding::Gzip, bomb).await;
+    let mut truncated = gzip(batch("t", "", 0, events(0, 50, t0)).to_string().as_bytes());
+    truncated.truncate(truncated.len() / 2);
+    h.publish("org", Encoding::Gzip, truncated).await;
+    h.publish("org", Encoding::Zstd, b"not zstd".to_vec()).await;
+    h.publish("org", Encoding::Deflate, b"not deflate".to_vec())
+        .await;
+    for i in 0..10_000u32 {
+        let garbage = match i % 4 {
+            0 => format!("{{\"sessionId\": {i}"),
+            1 => format!("[{i}, \"x\"]"),
+            2 => "null".to_string(),
+            _ => format!("{{\"sessionId\":\"s{i}\",\"seq\":\"zero\",\"events\":[]}}"),
+        };
+        h.publish("org", Encoding::Identity, garbage.into_bytes())
+            .await;
+    }
+    h.publish_json("org", &batch("survivor", "", 0, events(0, 3, t0)))
+        .await;
+    h.drained().await;
+    let letters = h.store.list_dead_letters(20_000).await.unwrap();
+    assert_eq!(letters.len(), 10_004);
+    assert!(letters
+        .iter()
+        .any(|l| l.reason == "decoded body exceeds 4194304 bytes"));
+    assert!(letters
+        .iter()
+        .any(|l| l.reason.starts_with("corrupt or truncated gzip stream")));
+    assert!(letters
+        .iter()
+        .any(|l| l.reason.starts_with("corrupt or truncated zstd stream")));
+    assert_eq!(h.export("org", "survivor").await.len(), 3);
+}
+
+#[tokio::test]
+async fn store_outage_stalls_then_resumes_without_skipping() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    h.publish_json("org", &batch("before", "", 0, events(0, 1, t0)))
+        .await;
+    h.drained().await;
+
+    // Another process holding the store's write lock: every write is refused as busy.
+    let blocker = rusqlite::Connection::open(h.dir.path().join("lucent.db")).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for seq in 0..20 {
+        h.publish_json("org", &batch("during", "", seq, events(seq * 10, 10, t0)))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let source = SqliteSource::open(&h.dir.path().join("queue.db"), "lucent-consumer").unwrap();
+    assert_eq!(
+        source.lag().await.unwrap(),
+        vec![(0, 20)],
+        "nothing may be committed while the store is down"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+
+    h.drained().await;
+    assert_eq!(h.export("org", "during").await, events(0, 200, t0));
+}
+
+#[tokio::test]
+async fn stopping_commits_what_finished_and_a_restart_resumes() {
+    let mut h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    for seq in 0..200 {
+        h.publish_json("org", &batch("s", "", seq, events(seq, 1, t0)))
+            .await;
+    }
+    h.stop_consumer().await;
+    for seq in 200..300 {
+        h.publish_json("org", &batch("s", "", seq, events(seq, 1, t0)))
+            .await;
+    }
+    h.start_consumer(|_| {}).await;
+    h.drained().await;
+    assert_eq!(h.export("org", "s").await, events(0, 300, t0));
+}

@@ -1,0 +1,18 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, SDK_VERSION } from '../src/client';
+
+describe('documentation', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+  it('the README options table states the real defaults', () => {
+    const documented: Record<string, number> = {};
+    for (const m of readme.matchAll(/^\| `(\w+)` \| `([\d_]+)` \|/gm)) documented[m[1]] = Number(m[2].replace(/_/g, ''));
+    expect(documented).toEqual({ ...DEFAULTS });
+  });
+
+  it('package.json and the SDK agree on the version', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(pkg.version).toBe(SDK_VERSION);
+  });
+});
