@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Benchmarks (issue 7): builds release binaries and runs every scenario side by
+# side with its baseline (`lucent-bench all`): bare hyper vs lucent-ingest, the
+# consumer vs gunzip + parse, key-table and connection scaling, a steady run
+# watching RSS, and the Kafka queue through tansu when `tansu` is installed.
+# Prints a Markdown report and writes it to target/bench/latest.md.
+#
+#   scripts/bench.sh                    # a few minutes
+#   scripts/bench.sh --soak-secs 300    # the issue's 5-minute steady run
+#   scripts/bench.sh --quick            # short runs, for trying it out
+#   scripts/bench.sh --help             # every flag
+#
+# Needs: Linux /proc, `taskset` (util-linux) for pinning servers and load
+# generator to separate cores, and the build dependencies of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# 1024 client connections plus as many server sockets: raise the soft limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+# tansu, if installed with `cargo install`.
+export PATH="$PATH:$HOME/.cargo/bin"
+
+cargo build --release -p lucent-ingest -p lucent-consumer -p lucent-bench
+exec target/release/lucent-bench all "$@"

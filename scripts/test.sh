@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine (root) to a verdict.
+# Installs what the tests need when it is missing, then runs: formatting, clippy,
+# every Rust test (unit, contract, conformance, process-level, fault and slow
+# tests), the deploy checks, and the SDK's unit and browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+step "system packages"
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+[ -e /usr/include/sasl/sasl.h ] || need+=(libsasl2-dev)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+step "tansu (Kafka-protocol broker for the distributed-path tests)"
+if ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  echo "installing tansu from crates.io (about 8 minutes on 2 cores)"
+  cargo install tansu --locked --features dynostore,libsql
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build binaries"
+cargo build --workspace --bins
+
+step "cargo test (everything, slow tests included)"
+cargo test --workspace
+
+step "deploy checks"
+bash deploy/check.sh
+
+step "SDK: unit tests and browser end-to-end test"
+(cd sdk && npm ci --no-audit --no-fund && npm test && npm run e2e)
+
+step "all tests passed"
