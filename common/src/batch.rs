@@ -470,6 +470,29 @@ mod tests {
             let _ = parse_body(&body);
         }
 
+        /// The consumer's whole front half on arbitrary input: sniff, decode
+        /// (bounded), then parse and validate.
+        #[test]
+        fn decode_then_validate_never_panics(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            declared in 0usize..4,
+            wrap_in_gzip in proptest::bool::ANY,
+        ) {
+            use crate::codec::{decode, effective_encoding, Encoding};
+            let body = if wrap_in_gzip {
+                use std::io::Write;
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&body).unwrap();
+                enc.finish().unwrap()
+            } else {
+                body
+            };
+            let declared = [Encoding::Identity, Encoding::Gzip, Encoding::Deflate, Encoding::Zstd][declared];
+            if let Ok(decoded) = decode(&body, effective_encoding(declared, &body), 1 << 16) {
+                let _ = parse_body(&decoded);
+            }
+        }
+
         #[test]
         fn arbitrary_json_like_text_never_panics(body in r#"[\[\]{}",:0-9a-zA-Z \-.]{0,200}"#) {
             let _ = parse_body(body.as_bytes());

@@ -43,7 +43,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Statistics};
 
 use crate::envelope::{Envelope, EnvelopeMeta};
 use crate::kafka_config::{
@@ -70,6 +70,9 @@ pub struct KafkaSourceOptions {
     /// How often stored offsets are committed (`auto.commit.interval.ms`): the
     /// most a crash redelivers. Default 1 s.
     pub commit_interval: Duration,
+    /// How often librdkafka reports statistics (`statistics.interval.ms`),
+    /// which is how fresh [`Source::lag`] is. Default 5 s.
+    pub stats_interval: Duration,
 }
 
 impl KafkaSourceOptions {
@@ -80,6 +83,7 @@ impl KafkaSourceOptions {
             poll_wait: Duration::from_millis(100),
             prefetch_bytes: 64 * 1024 * 1024,
             commit_interval: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(5),
         }
     }
 }
@@ -100,6 +104,8 @@ struct PartitionState {
     first_offset: Option<i64>,
     /// The highest offset stored for commit since the assignment.
     stored: Option<i64>,
+    /// Messages after the committed offset, from the latest statistics.
+    lag: Option<i64>,
 }
 
 /// The consumer's librdkafka context: logging, and rebalance bookkeeping.
@@ -120,6 +126,29 @@ impl ClientContext for SourceContext {
         log_to_tracing(level, fac, log_message);
     }
 
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(RAW_TOPIC) else {
+            return;
+        };
+        let mut assignment = self.lock();
+        for (partition, stats) in &topic.partitions {
+            let Some(state) = assignment.partitions.get_mut(partition) else {
+                continue;
+            };
+            // `consumer_lag` is the high watermark minus the committed offset,
+            // -1 while either is unknown (e.g. nothing committed yet: then
+            // count from where this assignment started reading).
+            state.lag = if stats.consumer_lag >= 0 {
+                Some(stats.consumer_lag)
+            } else {
+                state
+                    .first_offset
+                    .filter(|_| stats.hi_offset >= 0)
+                    .map(|first| (stats.hi_offset - first).max(0))
+            };
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(error = %error, reason, "kafka consumer error");
     }
@@ -127,8 +156,16 @@ impl ClientContext for SourceContext {
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(revoked) = rebalance else {
-            return;
+        let revoked = match rebalance {
+            Rebalance::Assign(_) => return,
+            Rebalance::Revoke(revoked) => revoked,
+            Rebalance::Error(_) => {
+                // librdkafka unassigns everything after a failed rebalance.
+                let mut assignment = self.lock();
+                assignment.partitions.clear();
+                assignment.generation += 1;
+                return;
+            }
         };
         {
             let mut assignment = self.lock();
@@ -206,6 +243,7 @@ impl KafkaSource {
             ),
             // One partition's fetch may return a whole largest message.
             ("fetch.message.max.bytes", MESSAGE_MAX_BYTES.to_string()),
+            ("statistics.interval.ms", millis(options.stats_interval)),
         ];
         let consumer: StreamConsumer<SourceContext> = config
             .client_config("lucent-consumer", &settings)?
@@ -429,6 +467,20 @@ impl Source for KafkaSource {
             ))),
         }
     }
+
+    /// Per owned partition, messages after the committed offset, as of the
+    /// latest librdkafka statistics (every `stats_interval`). Partitions without
+    /// statistics yet are left out.
+    async fn lag(&self) -> Result<Vec<(i32, i64)>, StoreError> {
+        let assignment = self.consumer.context().lock();
+        let mut lag: Vec<(i32, i64)> = assignment
+            .partitions
+            .iter()
+            .filter_map(|(p, state)| state.lag.map(|l| (*p, l)))
+            .collect();
+        lag.sort_unstable();
+        Ok(lag)
+    }
 }
 
 #[cfg(test)]
@@ -508,5 +560,6 @@ mod tests {
         assert_eq!(d.poll_wait, Duration::from_millis(100));
         assert_eq!(d.prefetch_bytes, 64 * 1024 * 1024);
         assert_eq!(d.commit_interval, Duration::from_secs(1));
+        assert_eq!(d.stats_interval, Duration::from_secs(5));
     }
 }

@@ -29,6 +29,17 @@ pub const INGEST_KEY_CACHE_AGE: &str = "lucent_ingest_key_cache_age_seconds";
 pub const INGEST_KEY_REFRESH_FAILURES: &str = "lucent_ingest_key_refresh_failures_total";
 /// Gauge. Open client connections.
 pub const INGEST_CONNECTIONS: &str = "lucent_ingest_connections";
+/// Counter. Requests whose rate limit was decided by this replica's own window
+/// because the shared (Redis) limiter could not answer, by `reason`
+/// (`unavailable`: known down, not tried; `timeout`: no answer within the timeout;
+/// `error`: an error reply or a dropped connection).
+pub const INGEST_RATE_LIMIT_FALLBACKS: &str = "lucent_ingest_rate_limit_fallbacks_total";
+/// Gauge. 1 while the shared (Redis) rate limiter is in use, 0 while this replica
+/// falls back to its own window. Absent when no Redis is configured.
+pub const INGEST_RATE_LIMIT_REDIS_UP: &str = "lucent_ingest_rate_limit_redis_up";
+/// Counter. Key-change announcements received on the Redis channel `lucent:keys`,
+/// each of which triggers an immediate key table reload.
+pub const INGEST_KEY_EVENTS: &str = "lucent_ingest_key_events_total";
 
 // ---- lucent-consumer ----
 
@@ -76,6 +87,9 @@ pub const ALL_INGEST: &[&str] = &[
     INGEST_KEY_CACHE_AGE,
     INGEST_KEY_REFRESH_FAILURES,
     INGEST_CONNECTIONS,
+    INGEST_RATE_LIMIT_FALLBACKS,
+    INGEST_RATE_LIMIT_REDIS_UP,
+    INGEST_KEY_EVENTS,
 ];
 
 /// Every consumer metric name.

@@ -52,12 +52,26 @@ pub fn init_logging() {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LUCENT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // Colours only for a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Creates a counter's series at zero for each label value, so that dashboards
+/// and alert rules see them (and `rate()` works) before the first event.
+pub fn zero_counter(name: &'static str, label: &'static str, values: &[&'static str]) {
+    if values.is_empty() {
+        metrics::counter!(name).increment(0);
+    }
+    for value in values {
+        metrics::counter!(name, label => *value).increment(0);
+    }
 }

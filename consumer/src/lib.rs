@@ -96,12 +96,15 @@ pub async fn run_with(
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    // The recorder must exist before the first series is created.
+    let metrics = lucent_common::telemetry::prometheus();
+    register_metrics();
     let (stop_tx, stop_rx) = watch::channel(false);
     let health = Arc::new(PipelineHealth::default());
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
-        lucent_common::telemetry::prometheus(),
+        metrics,
         Arc::new(ConsumerReadiness(health.clone())) as Arc<dyn Readiness>,
         async {
             let _ = admin_stopped.await;
@@ -133,6 +136,37 @@ pub async fn run_with(
     expiry.abort();
     let _ = stop_admin.send(());
     let _ = admin_task.await;
+}
+
+/// Creates the series alerts and dashboards refer to, at zero.
+fn register_metrics() {
+    use lucent_common::metric_names as m;
+    use lucent_common::telemetry::zero_counter;
+    zero_counter(
+        m::CONSUMER_DEAD_LETTERS,
+        "reason",
+        &[
+            "decode",
+            "too_large",
+            "not_json",
+            "invalid_batch",
+            "broken_envelope",
+        ],
+    );
+    zero_counter(
+        m::CONSUMER_STORE_ERRORS,
+        "kind",
+        &["retryable", "permanent"],
+    );
+    for name in [
+        m::CONSUMER_MESSAGES,
+        m::CONSUMER_BATCHES_STORED,
+        m::CONSUMER_EVENTS_STORED,
+        m::CONSUMER_DECODED_BYTES,
+    ] {
+        zero_counter(name, "", &[]);
+    }
+    metrics::gauge!(m::CONSUMER_IN_FLIGHT).set(0.0);
 }
 
 fn spawn_expiry(

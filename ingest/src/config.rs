@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use lucent_common::backend_url::{QueueUrl, StoreUrl};
 
 use crate::app::AppLimits;
+use crate::redis_limiter::RedisLimiterOptions;
 use crate::server::ServerLimits;
 
 #[derive(Debug, Parser)]
@@ -44,18 +45,33 @@ pub enum KeysCommand {
         rate_limit_per_minute: Option<u32>,
         #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
         store: StoreUrl,
+        /// Redis to announce the new key on, so replicas know it at once.
+        #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS", value_parser = redis_url)]
+        rate_limit_redis: Option<String>,
     },
-    /// Revoke a key; it stops working on every replica within one refresh interval.
+    /// Revoke a key; it stops working on every replica within one refresh
+    /// interval, or within about a second when announced through Redis.
     Revoke {
         key: String,
         #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
         store: StoreUrl,
+        /// Redis to announce the revocation on (the replicas' --rate-limit-redis).
+        #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS", value_parser = redis_url)]
+        rate_limit_redis: Option<String>,
     },
     /// List keys, one JSON object per line.
     List {
         #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
         store: StoreUrl,
     },
+}
+
+/// Accepts what the Redis client can connect to (`redis://[:PASSWORD@]HOST:PORT[/DB]`
+/// or `redis+unix://PATH`), so a typo fails at start, not on the first request.
+fn redis_url(text: &str) -> Result<String, String> {
+    redis::Client::open(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("not a usable Redis URL: {e}"))
 }
 
 pub const DEFAULT_QUEUE: &str = "sqlite://data/queue.db";
@@ -103,6 +119,16 @@ pub struct ServeConfig {
     /// Milliseconds to wait for in-flight requests at shutdown.
     #[arg(long, env = "LUCENT_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
     pub drain_timeout_ms: u64,
+    /// Redis holding the rate-limit window shared by all replicas, and carrying
+    /// key-change announcements: redis://HOST:PORT. Absent: each replica limits
+    /// on its own and learns of key changes at its next refresh.
+    #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS", value_parser = redis_url)]
+    pub rate_limit_redis: Option<String>,
+    /// Milliseconds a request waits for Redis before its limit is decided by
+    /// this replica's own window. A same-zone Redis answers in well under 1 ms;
+    /// 50 leaves room for its slow moments while bounding what an outage adds.
+    #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub rate_limit_redis_timeout_ms: u64,
 }
 
 impl ServeConfig {
@@ -114,6 +140,12 @@ impl ServeConfig {
             // A full buffer or a slow queue clears in seconds; one second keeps
             // SDKs from hammering while not delaying them much.
             unavailable_retry_after_secs: 1,
+        }
+    }
+
+    pub fn redis_limiter_options(&self) -> RedisLimiterOptions {
+        RedisLimiterOptions {
+            timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
         }
     }
 
@@ -130,5 +162,37 @@ impl ServeConfig {
     pub fn defaults() -> ServeConfig {
         let cli = Cli::parse_from(["lucent-ingest"]);
         cli.serve
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_is_off_by_default_with_a_50_ms_timeout() {
+        let defaults = ServeConfig::defaults();
+        assert_eq!(defaults.rate_limit_redis, None);
+        assert_eq!(defaults.rate_limit_redis_timeout_ms, 50);
+        assert_eq!(
+            defaults.redis_limiter_options().timeout,
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
+    fn a_bad_redis_url_fails_at_parse_time() {
+        let bad = Cli::try_parse_from(["lucent-ingest", "--rate-limit-redis", "http://x:1"]);
+        assert!(bad.is_err());
+        let good = Cli::try_parse_from([
+            "lucent-ingest",
+            "--rate-limit-redis",
+            "redis://127.0.0.1:6379",
+        ])
+        .unwrap();
+        assert_eq!(
+            good.serve.rate_limit_redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
     }
 }

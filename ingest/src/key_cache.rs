@@ -1,6 +1,11 @@
 //! The whole key table in memory (DESIGN §6), replaced wholesale on every
 //! refresh. A request reads it without waiting on the store, and a flood of
 //! unknown keys costs a hash lookup each.
+//!
+//! The refresher reloads every interval and, in between, whenever asked with
+//! [`KeyCache::request_refresh`] (a key-change note from Redis, see
+//! [`crate::key_events`]). Requests that arrive during a reload coalesce into
+//! one more reload after it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +42,9 @@ pub struct KeyCache {
     /// Wall-clock time of the last successful load; 0 before the first.
     loaded_at_ms: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// Wakes the refresher before its next tick. `Notify` keeps one permit when
+    /// nobody waits, so a request made during a reload is not lost.
+    refresh_requested: tokio::sync::Notify,
 }
 
 impl KeyCache {
@@ -45,7 +53,15 @@ impl KeyCache {
             table: RwLock::new(Arc::new(HashMap::new())),
             loaded_at_ms: AtomicU64::new(0),
             clock,
+            refresh_requested: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Asks the refresher to reload from the store now rather than at its next
+    /// tick. Cheap and never blocks; several requests before the reload starts
+    /// make one reload.
+    pub fn request_refresh(&self) {
+        self.refresh_requested.notify_one();
     }
 
     /// Looks a key up in the current table.
@@ -123,9 +139,10 @@ impl KeyCache {
         self.clock.now_ms().saturating_sub(loaded) as f64 / 1000.0
     }
 
-    /// Refreshes every `interval` until the returned task is aborted. Failures
-    /// keep the previous table (a store outage must not lock every client out)
-    /// and are logged once per change of state.
+    /// Refreshes every `interval`, and at once on [`KeyCache::request_refresh`],
+    /// until the returned task is aborted. Failures keep the previous table (a
+    /// store outage must not lock every client out) and are logged once per
+    /// change of state.
     pub fn spawn_refresher(
         self: &Arc<KeyCache>,
         store: Arc<dyn KeyStore>,
@@ -137,7 +154,10 @@ impl KeyCache {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = cache.refresh_requested.notified() => {}
+                }
                 match cache.refresh(store.as_ref()).await {
                     Ok(n) => {
                         if failing {
@@ -190,5 +210,42 @@ mod tests {
         );
         assert_eq!(cache.lookup(&revoked.key), KeyStatus::Revoked);
         assert_eq!(cache.lookup(&ApiKey::generate()), KeyStatus::Unknown);
+    }
+
+    /// A store whose table the test edits.
+    struct Table(std::sync::Mutex<Vec<KeyRecord>>);
+
+    #[async_trait::async_trait]
+    impl KeyStore for Table {
+        async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+        async fn create(&self, _: &KeyRecord) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        async fn revoke(&self, _: ApiKey, _: u64) -> Result<bool, StoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_requested_refresh_does_not_wait_for_the_interval() {
+        let key = record("o", false);
+        let store = Arc::new(Table(std::sync::Mutex::new(vec![key.clone()])));
+        let cache = Arc::new(KeyCache::new(Arc::new(ManualClock::new(10))));
+        let refresher = cache.spawn_refresher(store.clone(), Duration::from_secs(3600));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(matches!(cache.lookup(&key.key), KeyStatus::Active { .. }));
+
+        store.0.lock().unwrap()[0].revoked_at_ms = Some(20);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            matches!(cache.lookup(&key.key), KeyStatus::Active { .. }),
+            "nothing reloads before the interval unless asked"
+        );
+        cache.request_refresh();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(cache.lookup(&key.key), KeyStatus::Revoked);
+        refresher.abort();
     }
 }

@@ -1,5 +1,8 @@
 //! `lucent-ingest keys …`: the operator's key management. The dashboard's
 //! Settings → SDK keys calls the same `KeyStore` operations.
+//!
+//! With `--rate-limit-redis`, `create` and `revoke` announce the change after
+//! the store write ([`announce`]), so replicas reload their key table at once.
 
 use std::io::Write;
 
@@ -7,6 +10,8 @@ use lucent_common::api_key::ApiKey;
 use lucent_common::clock::now_ms;
 use lucent_common::key_store::{KeyRecord, KeyStore};
 use lucent_common::store_error::StoreError;
+
+use crate::key_events::{self, KeyChange};
 
 /// Why a key command failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +61,27 @@ pub async fn create(
     Ok(record.key)
 }
 
-/// Revokes a key.
-pub async fn revoke(store: &dyn KeyStore, key_text: &str) -> Result<(), KeysError> {
+/// Revokes a key and returns it.
+pub async fn revoke(store: &dyn KeyStore, key_text: &str) -> Result<ApiKey, KeysError> {
     let key = ApiKey::parse(key_text).ok_or_else(|| KeysError::BadKey(key_text.to_string()))?;
     if store.revoke(key, now_ms()).await? {
-        Ok(())
+        Ok(key)
     } else {
         Err(KeysError::NoSuchKey(key_text.to_string()))
+    }
+}
+
+/// Announces a change already written to the store on Redis, when one is
+/// configured. A failure is reported on stderr and is not an error of the
+/// command: the store holds the change, and every replica applies it at its
+/// next refresh anyway.
+pub async fn announce(redis_url: Option<&str>, change: KeyChange, key: ApiKey) {
+    let Some(url) = redis_url else { return };
+    match key_events::publish(url, change, key).await {
+        Ok(replicas) => eprintln!("announced to {replicas} replica(s)"),
+        Err(e) => eprintln!(
+            "warning: the change is in the store but could not be announced ({e}); replicas apply it at their next key refresh"
+        ),
     }
 }
 

@@ -10,7 +10,9 @@
 //! - [`cors`]: the CORS headers.
 //! - [`body`]: bounded, deadline-limited body reading.
 //! - [`key_cache`]: the in-memory key table and its refresher.
-//! - [`rate_limit`]: the per-key sliding window.
+//! - [`key_events`]: key changes announced through Redis pub/sub, for revocation in about a second.
+//! - [`rate_limit`]: the per-key sliding window, and this process's own.
+//! - [`redis_limiter`]: the window shared by all replicas through Redis, with the local fallback.
 //! - [`keys_cli`]: `keys create|revoke|list`.
 
 pub mod api_error;
@@ -19,8 +21,10 @@ pub mod body;
 pub mod config;
 pub mod cors;
 pub mod key_cache;
+pub mod key_events;
 pub mod keys_cli;
 pub mod rate_limit;
+pub mod redis_limiter;
 pub mod server;
 
 use std::future::Future;
@@ -36,7 +40,8 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::config::ServeConfig;
 use crate::key_cache::KeyCache;
-use crate::rate_limit::LocalLimiter;
+use crate::rate_limit::{LocalLimiter, RateLimiter};
+use crate::redis_limiter::RedisLimiter;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +60,30 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    /// The Redis URL is not usable (an unreachable Redis is not an error: the
+    /// replica starts on its local window and switches when Redis answers).
+    #[error("bad Redis URL {url}: {source}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
 }
 
 /// Opens the configured backends and serves until `shutdown` resolves.
+///
+/// With `--rate-limit-redis`, the limiter is the shared one (falling back to a
+/// local window) and a subscriber reloads the key table on announced changes;
+/// both background tasks stop after the server has drained.
 pub async fn serve(
     config: &ServeConfig,
     listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    // Install the metrics recorder before anything records: the Redis limiter
+    // sets its gauge while connecting, before `server::run` would install it.
+    lucent_common::telemetry::prometheus();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let publisher = open_publisher(
         &config.queue,
@@ -83,10 +103,34 @@ pub async fn serve(
             url: config.store.to_string(),
             source,
         })?;
-    let limiter = Arc::new(LocalLimiter::new(clock.clone()));
+    let local = Arc::new(LocalLimiter::new(clock.clone()));
+    let keys = Arc::new(KeyCache::new(clock.clone()));
+    let mut background = Vec::new();
+    let limiter: Arc<dyn RateLimiter> = match &config.rate_limit_redis {
+        None => local.clone(),
+        Some(url) => {
+            let redis_error = |source| StartError::Redis {
+                url: url.clone(),
+                source,
+            };
+            let shared = Arc::new(
+                RedisLimiter::new(url, config.redis_limiter_options(), local.clone())
+                    .map_err(redis_error)?,
+            );
+            // One attempt before serving, so the first requests share the window
+            // when Redis is there; when it is not, the probe keeps trying.
+            if !shared.connect().await {
+                tracing::warn!(redis = %url, "Redis unreachable at start; limiting with this replica's own window until it answers");
+            }
+            background.push(shared.spawn_probe());
+            let client = redis::Client::open(url.as_str()).map_err(redis_error)?;
+            background.push(key_events::spawn_subscriber(client, keys.clone()));
+            shared
+        }
+    };
     let app = Arc::new(App {
-        keys: Arc::new(KeyCache::new(clock.clone())),
-        limiter: limiter.clone(),
+        keys,
+        limiter,
         publisher,
         clock,
         limits: config.app_limits(),
@@ -94,12 +138,15 @@ pub async fn serve(
     server::run(
         app,
         store,
-        Some(limiter),
+        Some(local),
         config.server_limits(),
         listener,
         admin_listener,
         shutdown,
     )
     .await;
+    for task in background {
+        task.abort();
+    }
     Ok(())
 }

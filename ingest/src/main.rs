@@ -3,6 +3,7 @@ use clap::Parser;
 use lucent_common::backends::open_store;
 use lucent_common::scylla_store::ScyllaOptions;
 use lucent_ingest::config::{Cli, Command, KeysCommand};
+use lucent_ingest::key_events::KeyChange;
 use lucent_ingest::keys_cli;
 
 #[tokio::main]
@@ -35,15 +36,22 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             org,
             rate_limit_per_minute,
             store,
+            rate_limit_redis,
         } => {
             let store = open_store(&store, &scylla).await?;
             let key = keys_cli::create(store.as_ref(), &org, rate_limit_per_minute).await?;
             println!("{key}");
+            keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Created, key).await;
         }
-        KeysCommand::Revoke { key, store } => {
+        KeysCommand::Revoke {
+            key,
+            store,
+            rate_limit_redis,
+        } => {
             let store = open_store(&store, &scylla).await?;
-            keys_cli::revoke(store.as_ref(), &key).await?;
+            let key = keys_cli::revoke(store.as_ref(), &key).await?;
             eprintln!("revoked");
+            keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Revoked, key).await;
         }
         KeysCommand::List { store } => {
             let store = open_store(&store, &scylla).await?;

@@ -7,6 +7,7 @@
 //! accepted requests use up the window.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -20,7 +21,23 @@ pub const WINDOW_MS: u64 = 60_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     pub key: ApiKey,
+    /// When the admission was counted, on the clock of whoever counted it
+    /// (this process, or the Redis server for a shared admission).
     pub admitted_at_ms: u64,
+    /// The shared limiter's name for this admission (its sorted-set member);
+    /// `None` when this process's own window counted it.
+    pub token: Option<u64>,
+}
+
+impl Ticket {
+    /// A ticket of the local window.
+    pub fn local(key: ApiKey, admitted_at_ms: u64) -> Ticket {
+        Ticket {
+            key,
+            admitted_at_ms,
+            token: None,
+        }
+    }
 }
 
 /// The limiter's answer.
@@ -34,7 +51,8 @@ pub enum Decision {
 }
 
 /// A per-key sliding-window limiter. Implementations: [`LocalLimiter`] (this
-/// process only) and, later, a shared one.
+/// process only) and [`crate::redis_limiter::RedisLimiter`] (shared by every
+/// replica through Redis, with this process's window as its fallback).
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Admits one request of `key` if fewer than `limit` were admitted in the last window.
@@ -51,6 +69,9 @@ const SHARDS: usize = 64;
 /// The sliding log of each key, in this process.
 pub struct LocalLimiter {
     shards: Vec<Mutex<HashMap<ApiKey, VecDeque<u64>>>>,
+    /// Picks a key's shard. One per limiter, shared by all threads: a key must
+    /// map to the same shard whichever worker thread handles its request.
+    hasher: RandomState,
     clock: Arc<dyn Clock>,
 }
 
@@ -58,15 +79,14 @@ impl LocalLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> LocalLimiter {
         LocalLimiter {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
             clock,
         }
     }
 
     fn shard(&self, key: &ApiKey) -> &Mutex<HashMap<ApiKey, VecDeque<u64>>> {
-        use std::hash::{BuildHasher, RandomState};
         // Keys are random already; any hash spreads them evenly.
-        thread_local!(static HASHER: RandomState = RandomState::new());
-        let h = HASHER.with(|s| s.hash_one(key));
+        let h = self.hasher.hash_one(key);
         &self.shards[(h as usize) % SHARDS]
     }
 
@@ -83,10 +103,7 @@ impl LocalLimiter {
         let limit = limit as usize;
         if log.len() < limit {
             log.push_back(now_ms);
-            return Decision::Admitted(Ticket {
-                key,
-                admitted_at_ms: now_ms,
-            });
+            return Decision::Admitted(Ticket::local(key, now_ms));
         }
         // The request after this one fits once enough old admissions leave the
         // window that fewer than `limit` remain: when entry `len - limit` expires.
@@ -231,6 +248,31 @@ mod tests {
                 retry_after_secs: 60
             }
         );
+    }
+
+    #[test]
+    fn the_limit_holds_whichever_thread_handles_the_request() {
+        // A multi-threaded runtime runs a key's requests on any worker thread;
+        // each thread must find the key's log in the same shard.
+        let (_clock, l) = limiter();
+        let l = Arc::new(l);
+        let key = ApiKey::generate();
+        let admitted: usize = (0..8)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    (0..5)
+                        .filter(|_| {
+                            matches!(l.acquire_at(key, 5, 1_000_000), Decision::Admitted(_))
+                        })
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 5);
     }
 
     #[tokio::test]

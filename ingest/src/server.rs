@@ -51,6 +51,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let metrics = lucent_common::telemetry::prometheus();
+    register_metrics();
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
@@ -138,6 +139,26 @@ pub async fn run(
     let _ = stop_admin.send(());
     let _ = admin_task.await;
     tracing::info!("shutdown complete");
+}
+
+/// Creates the series alerts and dashboards refer to, at zero.
+fn register_metrics() {
+    use lucent_common::telemetry::zero_counter;
+    zero_counter(
+        m::INGEST_AUTH_FAILURES,
+        "reason",
+        &["missing", "malformed", "unknown", "revoked"],
+    );
+    zero_counter(
+        m::INGEST_PUBLISH_FAILURES,
+        "reason",
+        &["full", "timeout", "unavailable", "rejected"],
+    );
+    zero_counter(m::INGEST_RATE_LIMITED, "", &[]);
+    zero_counter(m::INGEST_RECEIVED_BYTES, "", &[]);
+    zero_counter(m::INGEST_KEY_REFRESH_FAILURES, "", &[]);
+    metrics::gauge!(m::INGEST_CONNECTIONS).increment(0.0);
+    metrics::gauge!(m::INGEST_PUBLISH_IN_FLIGHT).increment(0.0);
 }
 
 /// Periodic upkeep: the key-cache age gauge and the limiter's idle-key sweep.

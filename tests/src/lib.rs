@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+pub mod redis;
+
 /// Path of one of our binaries next to the test executable (`target/<profile>/NAME`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
@@ -199,6 +201,19 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<(u16, Bytes), String> {
+        self.send_with_headers(method, url, headers, body)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// Like [`Http::send`], also returning the response headers.
+    pub async fn send_with_headers(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
         let mut req = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -212,13 +227,9 @@ impl Http {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, parts.headers, body))
     }
 
     pub async fn get_status(&self, url: &str) -> Option<u16> {
@@ -252,6 +263,12 @@ pub struct IngestProcess {
 
 impl IngestProcess {
     pub async fn start(dir: &Path, extra_env: &[(&str, &str)]) -> IngestProcess {
+        IngestProcess::start_named(dir, "ingest", extra_env).await
+    }
+
+    /// Like [`IngestProcess::start`], logging to `dir/NAME.log`, for tests that
+    /// run several replicas side by side. `extra_env` overrides the defaults.
+    pub async fn start_named(dir: &Path, name: &str, extra_env: &[(&str, &str)]) -> IngestProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let (listen, admin_listen) = (addr.to_string(), admin.to_string());
@@ -263,7 +280,7 @@ impl IngestProcess {
             ("LUCENT_KEY_REFRESH_MS", "200"),
         ];
         env.extend_from_slice(extra_env);
-        let process = Process::start(dir, "ingest", &binary("lucent-ingest"), &["serve"], &env);
+        let process = Process::start(dir, name, &binary("lucent-ingest"), &["serve"], &env);
         let ingest = IngestProcess {
             process,
             addr,

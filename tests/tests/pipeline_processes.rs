@@ -12,6 +12,9 @@ use lucent_common::sqlite_queue::SqliteSource;
 use lucent_common::sqlite_store::SqliteStore;
 use lucent_tests::*;
 
+/// (org index, session id) -> markers acknowledged with 202.
+type AckedBySession = BTreeMap<(usize, String), BTreeSet<u64>>;
+
 /// Waits until the consumer has committed everything in the queue.
 async fn wait_drained(dir: &Path, consumer: &ConsumerProcess) {
     let source = SqliteSource::open(&dir.join("data/queue.db"), "lucent-consumer").unwrap();
@@ -40,8 +43,7 @@ async fn consumer_sigkilled_mid_stream_loses_and_duplicates_nothing() {
     let ingest = IngestProcess::start(dir.path(), &[]).await;
     let mut consumer = ConsumerProcess::start(dir.path(), &[]).await;
 
-    // (org, session) -> markers acknowledged with 202.
-    let acked: Arc<Mutex<BTreeMap<(usize, String), BTreeSet<u64>>>> = Arc::default();
+    let acked: Arc<Mutex<AckedBySession>> = Arc::default();
     let total = 3000u64;
     let workers = 24u64;
     let tasks: Vec<_> = (0..workers)

@@ -1,0 +1,102 @@
+//! Every metric the Grafana dashboard and the Prometheus alert rules use is
+//! exported by the running binaries after real traffic.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use lucent_tests::*;
+
+/// `lucent_*` series names referenced in a file.
+fn referenced(path: &str) -> BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut names = BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("lucent_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Series names in a Prometheus text exposition.
+fn exported(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_and_alerts_only_use_exported_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "acme", Some(3));
+    let ingest = IngestProcess::start(dir.path(), &[]).await;
+    let consumer = ConsumerProcess::start(dir.path(), &[]).await;
+    let http = Http::new();
+    let post = |key: String, body: String| {
+        let http = &http;
+        let url = ingest.url();
+        async move {
+            http.send(
+                http::Method::POST,
+                &url,
+                &[("x-lucent-api-key", &key)],
+                body,
+            )
+            .await
+            .unwrap()
+            .0
+        }
+    };
+    assert_eq!(post(key.clone(), marked_batch("s", 0, 1)).await, 202);
+    assert_eq!(post(key.clone(), "not json".into()).await, 202);
+    assert_eq!(post(key.clone(), marked_batch("s", 1, 2)).await, 202);
+    assert_eq!(post(key.clone(), marked_batch("s", 2, 3)).await, 429);
+    assert_eq!(
+        post("luc_pk_nope".into(), marked_batch("s", 2, 3)).await,
+        401
+    );
+
+    let wanted: BTreeSet<String> = referenced("deploy/grafana/dashboards/lucent.json")
+        .into_iter()
+        .chain(referenced("deploy/prometheus/alerts.yml"))
+        .collect();
+    assert!(
+        wanted.len() > 10,
+        "expected the dashboard to use many metrics: {wanted:?}"
+    );
+
+    // Histograms and the lag gauge appear once traffic has been processed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut have = BTreeSet::new();
+        for admin in [ingest.admin, consumer.admin] {
+            let (status, body) = http
+                .send(
+                    http::Method::GET,
+                    &format!("http://{admin}/metrics"),
+                    &[],
+                    bytes::Bytes::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            have.extend(exported(&String::from_utf8_lossy(&body)));
+        }
+        let missing: Vec<&String> = wanted.difference(&have).collect();
+        if missing.is_empty() {
+            println!("all {} referenced series exported", wanted.len());
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "referenced but not exported: {missing:?}\nexported: {have:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
