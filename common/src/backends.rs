@@ -37,6 +37,8 @@ pub struct PublisherOptions {
     pub buffer_bytes: usize,
     /// How long a publish may wait for the queue's acknowledgement.
     pub ack_timeout: Duration,
+    /// Extra librdkafka settings (SASL, TLS) for `kafka://` queues.
+    pub kafka_overrides: Vec<(String, String)>,
 }
 
 /// Opens the queue named by `url` for publishing.
@@ -51,15 +53,13 @@ pub async fn open_publisher(
             options.ack_timeout,
         )?)),
         QueueUrl::Kafka { brokers } => {
-            // SASL/TLS overrides are not plumbed through `PublisherOptions` yet:
-            // callers that need them use `KafkaPublisher::connect` directly.
             let kafka = crate::kafka_publisher::KafkaPublisherOptions {
                 ack_timeout: options.ack_timeout,
                 buffer_bytes: options.buffer_bytes,
                 ..Default::default()
             };
             Ok(Arc::new(crate::kafka_publisher::KafkaPublisher::connect(
-                &crate::kafka_config::KafkaConfig::new(brokers.as_str()),
+                &kafka_config(brokers, &options.kafka_overrides),
                 &kafka,
             )?))
         }
@@ -67,12 +67,41 @@ pub async fn open_publisher(
 }
 
 /// Opens the queue named by `url` for consuming as `group`.
-pub async fn open_source(url: &QueueUrl, group: &str) -> Result<Arc<dyn Source>, StoreError> {
+pub async fn open_source(
+    url: &QueueUrl,
+    group: &str,
+    kafka_overrides: &[(String, String)],
+) -> Result<Arc<dyn Source>, StoreError> {
     match url {
         QueueUrl::Sqlite(path) => Ok(Arc::new(SqliteSource::open(path, group)?)),
         QueueUrl::Kafka { brokers } => Ok(Arc::new(crate::kafka_source::KafkaSource::connect(
-            &crate::kafka_config::KafkaConfig::new(brokers.as_str()),
+            &kafka_config(brokers, kafka_overrides),
             &crate::kafka_source::KafkaSourceOptions::new(group),
         )?)),
     }
+}
+
+/// The dead-letter topic of a `kafka://` queue (DESIGN §3); `None` for queues
+/// without one (the SQLite log keeps dead letters in the store only).
+pub fn open_dead_letter_topic(
+    url: &QueueUrl,
+    kafka_overrides: &[(String, String)],
+    ack_timeout: Duration,
+) -> Result<Option<Arc<crate::kafka_publisher::KafkaDeadLetterProducer>>, StoreError> {
+    match url {
+        QueueUrl::Sqlite(_) => Ok(None),
+        QueueUrl::Kafka { brokers } => Ok(Some(Arc::new(
+            crate::kafka_publisher::KafkaDeadLetterProducer::connect(
+                &kafka_config(brokers, kafka_overrides),
+                ack_timeout,
+            )?,
+        ))),
+    }
+}
+
+fn kafka_config(brokers: &str, overrides: &[(String, String)]) -> crate::kafka_config::KafkaConfig {
+    overrides.iter().fold(
+        crate::kafka_config::KafkaConfig::new(brokers),
+        |config, (k, v)| config.with_override(k.clone(), v.clone()),
+    )
 }

@@ -11,7 +11,8 @@
 //! - [`key_store`], [`session_store`], [`publisher`], [`source`]: the backend traits.
 //! - [`sqlite_writer`]: group commit for SQLite.
 //! - [`sqlite_queue`], [`sqlite_store`]: the embedded backends.
-//! - [`scylla_store`]: the distributed store; [`scylla_flags`]: its command-line flags.
+//! - [`scylla_store`]: the distributed store.
+//! - [`store_flags`], [`kafka_flags`]: the backend flags both binaries share.
 //! - [`kafka_config`], [`kafka_publisher`], [`kafka_source`], [`kafka_admin`]: the
 //!   distributed queue (settings and overrides; producer and dead letters;
 //!   consumer-group source; topic creation).
@@ -32,12 +33,12 @@ pub mod codec;
 pub mod envelope;
 pub mod kafka_admin;
 pub mod kafka_config;
+pub mod kafka_flags;
 pub mod kafka_publisher;
 pub mod kafka_source;
 pub mod key_store;
 pub mod metric_names;
 pub mod publisher;
-pub mod scylla_flags;
 pub mod scylla_store;
 pub mod session_store;
 pub mod shutdown;
@@ -46,4 +47,5 @@ pub mod sqlite_queue;
 pub mod sqlite_store;
 pub mod sqlite_writer;
 pub mod store_error;
+pub mod store_flags;
 pub mod telemetry;

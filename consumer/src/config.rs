@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use lucent_common::backend_url::{QueueUrl, StoreUrl};
-use lucent_common::scylla_flags::ScyllaFlags;
+use lucent_common::backend_url::QueueUrl;
+use lucent_common::kafka_flags::KafkaFlags;
+use lucent_common::store_flags::{days_to_secs, StoreArgs};
 
 use crate::pipeline::PipelineLimits;
 use crate::process::ProcessLimits;
 
 pub const DEFAULT_QUEUE: &str = "sqlite://data/queue.db";
-pub const DEFAULT_STORE: &str = "sqlite://data/lucent.db";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,15 +37,45 @@ pub enum Command {
     /// Read dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Manage the Kafka topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create lucent.replay.raw and lucent.replay.dlq if they do not exist.
+    Create {
+        /// Must be kafka://HOST:PORT[,HOST:PORT].
+        #[arg(long, env = "LUCENT_QUEUE")]
+        queue: QueueUrl,
+        /// Partitions of each topic: the most consumer replicas that can share the work.
+        #[arg(long, default_value_t = 12)]
+        partitions: i32,
+        /// Copies of each partition; 3 for production clusters, 1 for a single broker.
+        #[arg(long, default_value_t = 3)]
+        replication: i32,
+        #[command(flatten)]
+        kafka: KafkaFlags,
+    },
+}
+
+/// Days session data is kept: the TTL on ScyllaDB, the expiry on SQLite, and
+/// how far back `sessions list` looks by default.
 #[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
-    /// Store: sqlite://PATH or scylla://HOST:PORT[,HOST:PORT]/KEYSPACE.
-    #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
-    pub store: StoreUrl,
-    #[command(flatten)]
-    pub scylla: ScyllaFlags,
+pub struct Retention {
+    #[arg(long, env = "LUCENT_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+}
+
+impl Retention {
+    pub fn secs(&self) -> u32 {
+        days_to_secs(self.retention_days)
+    }
+
+    pub fn millis(&self) -> u64 {
+        u64::from(self.secs()) * 1000
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +92,8 @@ pub enum SessionsCommand {
         until: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        retention: Retention,
     },
     /// One session's events as a JSON array, in replay order.
     Export {
@@ -94,6 +126,11 @@ pub struct RunConfig {
     pub queue: QueueUrl,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub retention: Retention,
+    /// Extra librdkafka settings for a kafka:// queue.
+    #[command(flatten)]
+    pub kafka: KafkaFlags,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "LUCENT_ADMIN_LISTEN", default_value = "0.0.0.0:9465")]
     pub admin_listen: SocketAddr,

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lucent_common::admin::{self, Readiness};
-use lucent_common::backends::{open_source, open_store, Store};
+use lucent_common::backends::{open_dead_letter_topic, open_source, Store};
 use lucent_common::clock::{Clock, SystemClock};
+use lucent_common::kafka_publisher::KafkaDeadLetterProducer;
 use lucent_common::session_store::SessionStore;
 use lucent_common::source::Source;
 use lucent_common::store_error::StoreError;
@@ -35,6 +36,9 @@ use crate::config::RunConfig;
 use crate::pipeline::PipelineHealth;
 use crate::process::Processor;
 
+/// How long one dead letter may wait for the Kafka DLQ topic's acknowledgement
+/// before the write is retried (the message stays uncommitted meanwhile).
+const DEAD_LETTER_TOPIC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the embedded store deletes data past retention.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -63,22 +67,30 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let store = open_store(&config.store.store, &config.store.scylla.options())
+    let store = config
+        .store
+        .open(config.retention.secs())
         .await
         .map_err(|source| StartError::Store {
             url: config.store.store.to_string(),
             source,
         })?;
-    let source = open_source(&config.queue, &config.consumer_group)
+    let queue_error = |source| StartError::Queue {
+        url: config.queue.to_string(),
+        source,
+    };
+    let overrides = config.kafka.overrides().map_err(queue_error)?;
+    let source = open_source(&config.queue, &config.consumer_group, &overrides)
         .await
-        .map_err(|source| StartError::Queue {
-            url: config.queue.to_string(),
-            source,
-        })?;
+        .map_err(queue_error)?;
+    let dead_letter_topic =
+        open_dead_letter_topic(&config.queue, &overrides, DEAD_LETTER_TOPIC_TIMEOUT)
+            .map_err(queue_error)?;
     run_with(
         config,
         source,
         store,
+        dead_letter_topic,
         Arc::new(SystemClock),
         admin_listener,
         shutdown,
@@ -92,6 +104,7 @@ pub async fn run_with(
     config: &RunConfig,
     source: Arc<dyn Source>,
     store: Arc<dyn Store>,
+    dead_letter_topic: Option<Arc<KafkaDeadLetterProducer>>,
     clock: Arc<dyn Clock>,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
@@ -110,13 +123,10 @@ pub async fn run_with(
             let _ = admin_stopped.await;
         },
     ));
-    let expiry = spawn_expiry(
-        store.clone(),
-        clock.clone(),
-        config.store.scylla.retention_days,
-    );
+    let expiry = spawn_expiry(store.clone(), clock.clone(), config.retention.millis());
     let processor = Arc::new(Processor {
         store: store as Arc<dyn SessionStore>,
+        dead_letter_topic,
         clock,
         limits: config.process_limits(),
         stopping: stop_rx.clone(),
@@ -172,10 +182,9 @@ fn register_metrics() {
 fn spawn_expiry(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    retention_days: u32,
+    retention_ms: u64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let retention_ms = u64::from(retention_days) * 86_400_000;
         let mut ticker = tokio::time::interval(EXPIRY_INTERVAL);
         loop {
             ticker.tick().await;

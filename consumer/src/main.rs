@@ -1,8 +1,13 @@
 use anyhow::Context;
 use clap::Parser;
-use lucent_common::backends::open_store;
+use lucent_common::backends::Store;
 use lucent_common::clock::now_ms;
-use lucent_consumer::config::{Cli, Command, DlqCommand, RunConfig, SessionsCommand, StoreArgs};
+use lucent_common::kafka_admin::create_topics;
+use lucent_common::scylla_store::ScyllaOptions;
+use lucent_common::store_flags::StoreArgs;
+use lucent_consumer::config::{
+    Cli, Command, DlqCommand, RunConfig, SessionsCommand, TopicsCommand,
+};
 use lucent_consumer::read_cli;
 
 #[tokio::main]
@@ -19,6 +24,21 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Ok(())
         }
+        Some(Command::Topics(TopicsCommand::Create {
+            queue,
+            partitions,
+            replication,
+            kafka,
+        })) => {
+            let lucent_common::backend_url::QueueUrl::Kafka { brokers } = &queue else {
+                anyhow::bail!("topics create needs a kafka:// queue, not {queue}");
+            };
+            create_topics(brokers, partitions, replication, &kafka.overrides()?)
+                .await
+                .with_context(|| format!("cannot create topics on {brokers}"))?;
+            eprintln!("topics ready on {brokers}");
+            Ok(())
+        }
     }
 }
 
@@ -31,10 +51,9 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(
-    args: &StoreArgs,
-) -> anyhow::Result<std::sync::Arc<dyn lucent_common::backends::Store>> {
-    open_store(&args.store, &args.scylla.options())
+/// Opens the store for reading; reads write nothing, so the TTL is irrelevant.
+async fn open(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    args.open(ScyllaOptions::default().ttl_secs)
         .await
         .with_context(|| format!("cannot open store {}", args.store))
 }
@@ -46,11 +65,11 @@ async fn sessions(command: SessionsCommand) -> anyhow::Result<()> {
             since,
             until,
             store,
+            retention,
         } => {
-            let retention_ms = u64::from(store.scylla.retention_days) * 86_400_000;
             let since_ms = match since {
                 Some(text) => read_cli::parse_time_ms(&text)?,
-                None => now_ms().saturating_sub(retention_ms),
+                None => now_ms().saturating_sub(retention.millis()),
             };
             let until_ms = match until {
                 Some(text) => read_cli::parse_time_ms(&text)?,

@@ -9,6 +9,8 @@ use lucent_common::batch::{parse_body, Parsed};
 use lucent_common::clock::Clock;
 use lucent_common::codec::{self, DecodeError};
 use lucent_common::envelope::Envelope;
+use lucent_common::kafka_publisher::KafkaDeadLetterProducer;
+use lucent_common::kafka_source::headers_from_json;
 use lucent_common::metric_names as m;
 use lucent_common::session_store::{DeadLetter, SessionStore};
 use lucent_common::source::{BrokenMessage, QueueMessage};
@@ -33,6 +35,9 @@ pub struct ProcessLimits {
 /// Shared state of message handling.
 pub struct Processor {
     pub store: Arc<dyn SessionStore>,
+    /// With a Kafka queue, dead letters also go to the DLQ topic (DESIGN §3),
+    /// so tools that watch Kafka see them; the store keeps them for `dlq list`.
+    pub dead_letter_topic: Option<Arc<KafkaDeadLetterProducer>>,
     pub clock: Arc<dyn Clock>,
     pub limits: ProcessLimits,
     /// Flips to true when the process is asked to stop; retry loops then give up
@@ -189,7 +194,7 @@ impl Processor {
         tracing::debug!(batch_id = %letter.batch_id, reason = %letter.reason, "dead letter");
         loop {
             match self
-                .write_with_retry("dead letter", || self.store.put_dead_letter(&letter))
+                .write_with_retry("dead letter", || self.write_dead_letter(&letter))
                 .await
             {
                 Ok(()) => {
@@ -210,6 +215,20 @@ impl Processor {
                 }
             }
         }
+    }
+
+    /// Writes a dead letter to the store and, with a Kafka queue, to the DLQ
+    /// topic. Both are retried together; the store write is idempotent and the
+    /// topic is at-least-once, like the rest of Kafka.
+    async fn write_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.store.put_dead_letter(letter).await?;
+        if let Some(topic) = &self.dead_letter_topic {
+            let headers = headers_from_json(&letter.headers_json);
+            topic
+                .send(&headers, &letter.body, &letter.reason, letter.dead_at_ms)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Runs `write` until it succeeds, is refused for good, or the process stops.

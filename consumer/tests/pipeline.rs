@@ -59,7 +59,7 @@ impl Harness {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         self.task = Some(tokio::spawn(async move {
-            lucent_consumer::run_with(&config, source, store, clock, admin, async {
+            lucent_consumer::run_with(&config, source, store, None, clock, admin, async {
                 let _ = stopped.await;
             })
             .await

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use lucent_common::backend_url::{QueueUrl, StoreUrl};
+use lucent_common::backend_url::QueueUrl;
+use lucent_common::kafka_flags::KafkaFlags;
+use lucent_common::store_flags::StoreArgs;
 
 use crate::app::AppLimits;
 use crate::redis_limiter::RedisLimiterOptions;
@@ -43,8 +45,8 @@ pub enum KeysCommand {
         /// Override of the default per-minute limit for this key.
         #[arg(long)]
         rate_limit_per_minute: Option<u32>,
-        #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
-        store: StoreUrl,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Redis to announce the new key on, so replicas know it at once.
         #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS", value_parser = redis_url)]
         rate_limit_redis: Option<String>,
@@ -53,16 +55,16 @@ pub enum KeysCommand {
     /// interval, or within about a second when announced through Redis.
     Revoke {
         key: String,
-        #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
-        store: StoreUrl,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Redis to announce the revocation on (the replicas' --rate-limit-redis).
         #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS", value_parser = redis_url)]
         rate_limit_redis: Option<String>,
     },
     /// List keys, one JSON object per line.
     List {
-        #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
-        store: StoreUrl,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -75,7 +77,6 @@ fn redis_url(text: &str) -> Result<String, String> {
 }
 
 pub const DEFAULT_QUEUE: &str = "sqlite://data/queue.db";
-pub const DEFAULT_STORE: &str = "sqlite://data/lucent.db";
 
 /// Configuration of `serve`.
 #[derive(Debug, Clone, Args)]
@@ -89,9 +90,12 @@ pub struct ServeConfig {
     /// Queue: sqlite://PATH or kafka://HOST:PORT[,HOST:PORT].
     #[arg(long, env = "LUCENT_QUEUE", default_value = DEFAULT_QUEUE)]
     pub queue: QueueUrl,
-    /// Key store: sqlite://PATH or scylla://HOST:PORT[,HOST:PORT]/KEYSPACE.
-    #[arg(long, env = "LUCENT_STORE", default_value = DEFAULT_STORE)]
-    pub store: StoreUrl,
+    /// The key store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Extra librdkafka settings for a kafka:// queue.
+    #[command(flatten)]
+    pub kafka: KafkaFlags,
     /// Milliseconds between reloads of the key table.
     #[arg(long, env = "LUCENT_KEY_REFRESH_MS", default_value_t = 5_000)]
     pub key_refresh_ms: u64,
@@ -129,6 +133,30 @@ pub struct ServeConfig {
     /// 50 leaves room for its slow moments while bounding what an outage adds.
     #[arg(long, env = "LUCENT_RATE_LIMIT_REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub rate_limit_redis_timeout_ms: u64,
+}
+
+/// Room for envelope headers and record overhead on top of a body in one Kafka message.
+const KAFKA_ENVELOPE_OVERHEAD_BYTES: usize = 64 * 1024;
+
+impl ServeConfig {
+    /// Refuses combinations that cannot work, naming the flag to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let largest = lucent_common::kafka_config::MESSAGE_MAX_BYTES as usize;
+        if matches!(self.queue, QueueUrl::Kafka { .. })
+            && self.max_body_bytes + KAFKA_ENVELOPE_OVERHEAD_BYTES > largest
+        {
+            return Err(format!(
+                "--max-body-bytes {} does not fit a Kafka message of at most {largest} bytes with its headers; \
+                 lower --max-body-bytes to at most {}",
+                self.max_body_bytes,
+                largest - KAFKA_ENVELOPE_OVERHEAD_BYTES
+            ));
+        }
+        self.kafka
+            .overrides()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl ServeConfig {

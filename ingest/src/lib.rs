@@ -31,7 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lucent_common::backends::{open_publisher, open_store, PublisherOptions};
+use lucent_common::backends::{open_publisher, PublisherOptions};
 use lucent_common::clock::{Clock, SystemClock};
 use lucent_common::scylla_store::ScyllaOptions;
 use lucent_common::store_error::StoreError;
@@ -46,6 +46,12 @@ use crate::redis_limiter::RedisLimiter;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The configuration cannot work as given.
+    #[error("bad configuration: {0}")]
+    Config(String),
+    /// A backend setting is refused.
+    #[error("bad backend setting: {0}")]
+    Backend(#[from] StoreError),
     /// The queue backend could not be opened.
     #[error("cannot open queue {url}: {source}")]
     Queue {
@@ -84,12 +90,14 @@ pub async fn serve(
     // Install the metrics recorder before anything records: the Redis limiter
     // sets its gauge while connecting, before `server::run` would install it.
     lucent_common::telemetry::prometheus();
+    config.validate().map_err(StartError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let publisher = open_publisher(
         &config.queue,
         &PublisherOptions {
             buffer_bytes: config.publish_buffer_bytes,
             ack_timeout: Duration::from_millis(config.publish_timeout_ms),
+            kafka_overrides: config.kafka.overrides()?,
         },
     )
     .await
@@ -97,10 +105,13 @@ pub async fn serve(
         url: config.queue.to_string(),
         source,
     })?;
-    let store = open_store(&config.store, &ScyllaOptions::default())
+    // The key table has no TTL; the retention of session data does not apply here.
+    let store = config
+        .store
+        .open(ScyllaOptions::default().ttl_secs)
         .await
         .map_err(|source| StartError::Store {
-            url: config.store.to_string(),
+            url: config.store.store.to_string(),
             source,
         })?;
     let local = Arc::new(LocalLimiter::new(clock.clone()));

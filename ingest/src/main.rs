@@ -1,6 +1,5 @@
 use anyhow::Context;
 use clap::Parser;
-use lucent_common::backends::open_store;
 use lucent_common::scylla_store::ScyllaOptions;
 use lucent_ingest::config::{Cli, Command, KeysCommand};
 use lucent_ingest::key_events::KeyChange;
@@ -24,13 +23,14 @@ async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()>
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
-    tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, queue = %config.queue, store = %config.store, "lucent-ingest serving");
+    tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, queue = %config.queue, store = %config.store.store, "lucent-ingest serving");
     lucent_ingest::serve(&config, listener, admin, lucent_common::shutdown::signal()).await?;
     Ok(())
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
-    let scylla = ScyllaOptions::default();
+    // Keys carry no TTL; the session retention does not apply to them.
+    let ttl_secs = ScyllaOptions::default().ttl_secs;
     match command {
         KeysCommand::Create {
             org,
@@ -38,7 +38,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             store,
             rate_limit_redis,
         } => {
-            let store = open_store(&store, &scylla).await?;
+            let store = store.open(ttl_secs).await?;
             let key = keys_cli::create(store.as_ref(), &org, rate_limit_per_minute).await?;
             println!("{key}");
             keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Created, key).await;
@@ -48,13 +48,13 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             store,
             rate_limit_redis,
         } => {
-            let store = open_store(&store, &scylla).await?;
+            let store = store.open(ttl_secs).await?;
             let key = keys_cli::revoke(store.as_ref(), &key).await?;
             eprintln!("revoked");
             keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Revoked, key).await;
         }
         KeysCommand::List { store } => {
-            let store = open_store(&store, &scylla).await?;
+            let store = store.open(ttl_secs).await?;
             keys_cli::list(store.as_ref(), &mut std::io::stdout().lock()).await?;
         }
     }
