@@ -141,7 +141,7 @@ const KAFKA_ENVELOPE_OVERHEAD_BYTES: usize = 64 * 1024;
 impl ServeConfig {
     /// Refuses combinations that cannot work, naming the flag to change.
     pub fn validate(&self) -> Result<(), String> {
-        let largest = lucent_common::kafka_config::MESSAGE_MAX_BYTES as usize;
+        let largest = lucent_common::kafka_config::MESSAGE_MAX_BYTES;
         if matches!(self.queue, QueueUrl::Kafka { .. })
             && self.max_body_bytes + KAFKA_ENVELOPE_OVERHEAD_BYTES > largest
         {
