@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use crate::envelope::{Envelope, EnvelopeMeta};
 use crate::publisher::{PublishError, Publisher};
 use crate::source::{BrokenMessage, QueueMessage, Source};
-use crate::sqlite_writer::{open_connection, SqliteWriter};
+use crate::sqlite_writer::{open_connection, SqliteReader, SqliteWriter};
 use crate::store_error::StoreError;
 
 const SCHEMA: &str = "
@@ -111,7 +111,7 @@ impl Publisher for SqlitePublisher {
 
 /// The read side, used by `lucent-consumer`.
 pub struct SqliteSource {
-    reader: Arc<Mutex<Connection>>,
+    reader: SqliteReader,
     writer: SqliteWriter,
     group: String,
     /// The next offset to hand out; starts at the committed offset.
@@ -132,9 +132,8 @@ impl SqliteSource {
             )
             .optional()?
             .unwrap_or(0);
-        let reader = open_connection(path)?;
         Ok(SqliteSource {
-            reader: Arc::new(Mutex::new(reader)),
+            reader: SqliteReader::open(path)?,
             writer: SqliteWriter::start(conn, "lucent-queue-committer")?,
             group: group.to_string(),
             cursor: AtomicI64::new(committed),
@@ -144,43 +143,30 @@ impl SqliteSource {
     /// The committed offset of this source's group (for lag metrics and tests).
     pub async fn committed_offset(&self) -> Result<i64, StoreError> {
         let group = self.group.clone();
-        self.with_reader(move |conn| {
-            conn.query_row(
-                "SELECT next_offset FROM queue_offsets WHERE consumer_group = ?1",
-                [group],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(|o| o.unwrap_or(0))
-        })
-        .await
+        self.reader
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT next_offset FROM queue_offsets WHERE consumer_group = ?1",
+                    [group],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(|o| o.unwrap_or(0))
+            })
+            .await
     }
 
     /// One past the newest message in the log (0 when the log holds none).
     pub async fn end_offset(&self) -> Result<i64, StoreError> {
-        self.with_reader(|conn| {
-            conn.query_row(
-                "SELECT coalesce(max(offset) + 1, 0) FROM queue_messages",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .await
-    }
-
-    async fn with_reader<R: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock means a reader panicked mid-query; the connection
-            // itself is still sound for SQLite, so keep using it.
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            work(&conn).map_err(StoreError::from)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+        self.reader
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT coalesce(max(offset) + 1, 0) FROM queue_messages",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .await
     }
 }
 
@@ -188,8 +174,7 @@ impl SqliteSource {
 impl Source for SqliteSource {
     async fn poll(&self, max: usize) -> Result<Vec<QueueMessage>, StoreError> {
         let from = self.cursor.load(Ordering::SeqCst);
-        let rows: Vec<(i64, String, Vec<u8>)> = self
-            .with_reader(move |conn| {
+        let rows: Vec<(i64, String, Vec<u8>)> = self.reader.read(move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT offset, headers, body FROM queue_messages WHERE offset >= ?1 ORDER BY offset LIMIT ?2",
                 )?;

@@ -3,17 +3,16 @@
 //! separate connection so the CLI and key refreshes never wait behind writes.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 use crate::api_key::ApiKey;
 use crate::key_store::{KeyRecord, KeyStore};
 use crate::session_store::{
     Chunk, DeadLetter, DeadLetterSummary, SessionReader, SessionStore, SessionSummary,
 };
-use crate::sqlite_writer::{open_connection, SqliteWriter};
+use crate::sqlite_writer::{open_connection, SqliteReader, SqliteWriter};
 use crate::store_error::StoreError;
 
 const SCHEMA: &str = "
@@ -57,7 +56,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (dead_at_ms);
 
 /// Keys, sessions and dead letters in one SQLite file.
 pub struct SqliteStore {
-    reader: Arc<Mutex<Connection>>,
+    reader: SqliteReader,
     writer: SqliteWriter,
 }
 
@@ -66,25 +65,10 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA)?;
-        let reader = open_connection(path)?;
         Ok(SqliteStore {
-            reader: Arc::new(Mutex::new(reader)),
+            reader: SqliteReader::open(path)?,
             writer: SqliteWriter::start(conn, "lucent-store-writer")?,
         })
-    }
-
-    async fn read<R: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock only means another reader panicked; the connection is fine.
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            work(&conn).map_err(StoreError::from)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
     }
 }
 
@@ -99,8 +83,7 @@ fn to_u64(v: i64) -> u64 {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<(String, String, Option<i64>, i64, Option<i64>)> = self
-            .read(|conn| {
+        let rows: Vec<(String, String, Option<i64>, i64, Option<i64>)> = self.reader.read(|conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT key, org_id, rate_limit_per_minute, created_at, revoked_at FROM api_keys",
                 )?;
@@ -251,7 +234,7 @@ impl SessionReader for SqliteStore {
         until_ms: u64,
     ) -> Result<Vec<SessionSummary>, StoreError> {
         let org = org_id.to_string();
-        self.read(move |conn| {
+        self.reader.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT session_id, min(first_event_ms) AS first_ms, max(last_event_ms) AS last_ms,
                         sum(event_count), sum(raw_bytes), max(has_full_snapshot),
@@ -288,7 +271,7 @@ impl SessionReader for SqliteStore {
 
     async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError> {
         let (org, session) = (org_id.to_string(), session_id.to_string());
-        self.read(move |conn| {
+        self.reader.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT window_id, seq, part, part_count, events_zstd, event_count, first_event_ms, last_event_ms,
                         has_full_snapshot, raw_bytes, url, user_agent, received_ms
@@ -322,26 +305,27 @@ impl SessionReader for SqliteStore {
     }
 
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterSummary>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT batch_id, org_id, reason, received_ms, dead_at_ms, length(body)
+        self.reader
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT batch_id, org_id, reason, received_ms, dead_at_ms, length(body)
                  FROM dead_letters ORDER BY dead_at_ms DESC, batch_id LIMIT ?1",
-            )?;
-            let rows = stmt
-                .query_map([limit.min(i64::MAX as usize) as i64], |r| {
-                    Ok(DeadLetterSummary {
-                        batch_id: r.get(0)?,
-                        org_id: r.get(1)?,
-                        reason: r.get(2)?,
-                        received_ms: to_u64(r.get(3)?),
-                        dead_at_ms: to_u64(r.get(4)?),
-                        size_bytes: to_u64(r.get(5)?),
-                    })
-                })?
-                .collect();
-            rows
-        })
-        .await
+                )?;
+                let rows = stmt
+                    .query_map([limit.min(i64::MAX as usize) as i64], |r| {
+                        Ok(DeadLetterSummary {
+                            batch_id: r.get(0)?,
+                            org_id: r.get(1)?,
+                            reason: r.get(2)?,
+                            received_ms: to_u64(r.get(3)?),
+                            dead_at_ms: to_u64(r.get(4)?),
+                            size_bytes: to_u64(r.get(5)?),
+                        })
+                    })?
+                    .collect();
+                rows
+            })
+            .await
     }
 }
 
@@ -349,14 +333,15 @@ impl SessionReader for SqliteStore {
 impl SqliteStore {
     pub async fn dead_letter_body(&self, batch_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let id = batch_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT body FROM dead_letters WHERE batch_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
+        self.reader
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT body FROM dead_letters WHERE batch_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
     }
 }

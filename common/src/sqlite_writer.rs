@@ -7,6 +7,7 @@
 //! committed (or failed): "acknowledged" always means "on disk".
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -120,6 +121,38 @@ impl SqliteWriter {
     /// Waits until every job queued before this call has committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.execute(|_| Ok(())).await
+    }
+}
+
+/// A read-only connection used off the async runtime, so that reads (polls,
+/// listings, key loads) never wait behind the writer's group commits.
+#[derive(Clone)]
+pub struct SqliteReader {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteReader {
+    /// Opens a reading connection to `path`.
+    pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        Ok(SqliteReader {
+            conn: Arc::new(Mutex::new(open_connection(path)?)),
+        })
+    }
+
+    /// Runs `work` on the connection in the blocking pool.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a reader panicked mid-query; the connection
+            // itself is still sound for SQLite, so keep using it.
+            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            work(&conn).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
     }
 }
 
