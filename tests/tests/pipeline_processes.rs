@@ -99,7 +99,9 @@ async fn consumer_sigkilled_mid_stream_loses_and_duplicates_nothing() {
     let (mut acked_n, mut stored_n, mut duplicated, mut missing) = (0, 0, 0, 0);
     for ((org, session), markers) in &acked {
         let mut out = Vec::new();
-        lucent_tests_export(&store, &format!("org-{org}"), session, &mut out).await;
+        lucent_consumer::read_cli::export_session(&store, &format!("org-{org}"), session, &mut out)
+            .await
+            .unwrap();
         let events: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
         let stored: Vec<u64> = events
             .iter()
@@ -121,22 +123,6 @@ async fn consumer_sigkilled_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(acked_n as u64, total);
     let sessions = store.list_sessions("org-0", 0, u64::MAX).await.unwrap();
     assert!(!sessions.is_empty());
-}
-
-/// `sessions export` through the library the CLI uses.
-async fn lucent_tests_export(store: &SqliteStore, org: &str, session: &str, out: &mut Vec<u8>) {
-    let chunks = store.read_session(org, session).await.unwrap();
-    out.push(b'[');
-    let mut first = true;
-    for chunk in chunks {
-        let json = lucent_common::codec::zstd_decompress(&chunk.events_zstd, 64 << 20).unwrap();
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(&json[1..json.len() - 1]);
-    }
-    out.push(b']');
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
