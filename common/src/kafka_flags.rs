@@ -13,7 +13,7 @@ pub struct KafkaFlags {
     #[arg(
         long = "kafka-option",
         env = "LUCENT_KAFKA_OPTIONS",
-        value_delimiter = ',',
+        value_delimiter = ';',
         default_value = ""
     )]
     pub kafka_options: Vec<String>,

@@ -418,12 +418,21 @@ impl Source for KafkaSource {
             match next {
                 None => break,
                 Some(Ok(message)) => out.push(self.hand_out(&message)),
-                // Broker trouble surfaces here as events; librdkafka keeps
-                // retrying by itself. Report it only if there is nothing to hand out.
-                Some(Err(e)) if out.is_empty() => return Err(consume_error(e)),
+                // Only a fatal error means this consumer cannot go on.
+                Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(consume_error(e))
+                }
+                // Broker trouble (connection refused, all brokers down) arrives
+                // as queued events while librdkafka reconnects by itself. They are
+                // stale by the time they are read: returning them as errors made
+                // the pipeline back off once per queued event, stalling it for
+                // tens of seconds after the broker was back. The client's error
+                // callback has logged them already.
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "kafka consume error");
-                    break;
+                    tracing::debug!(error = %e, "kafka consume event while reconnecting");
+                    if !out.is_empty() {
+                        break;
+                    }
                 }
             }
         }

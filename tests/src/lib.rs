@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 pub mod redis;
+pub mod tansu;
 
 /// Path of one of our binaries next to the test executable (`target/<profile>/NAME`).
 pub fn binary(name: &str) -> PathBuf {
@@ -105,6 +106,13 @@ impl Process {
         }
     }
 
+    /// The exit status if the process has exited (and reaps it), else `None`.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("process already reaped");
         let deadline = Instant::now() + timeout;
@@ -153,6 +161,21 @@ fn send_signal(pid: i32, signal: i32) {
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// The last `lines` lines of `text`, for failure messages that quote logs.
+pub fn tail_lines(text: &str, lines: usize) -> &str {
+    let starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    // A trailing newline does not start another line.
+    let complete = if text.ends_with('\n') {
+        starts.len() - 1
+    } else {
+        starts.len()
+    };
+    if complete < lines {
+        return text;
+    }
+    &text[starts[complete - lines]..]
 }
 
 /// Runs one of our binaries to completion and returns its stdout; panics with
@@ -309,6 +332,17 @@ pub struct ConsumerProcess {
 
 impl ConsumerProcess {
     pub async fn start(dir: &Path, extra_env: &[(&str, &str)]) -> ConsumerProcess {
+        ConsumerProcess::start_named(dir, "consumer", extra_env).await
+    }
+
+    /// Like [`ConsumerProcess::start`], logging to `dir/NAME.log`, for tests that
+    /// run several consumers side by side. `extra_env` overrides the defaults
+    /// (e.g. `LUCENT_QUEUE=kafka://…` and `LUCENT_CONSUMER_GROUP`).
+    pub async fn start_named(
+        dir: &Path,
+        name: &str,
+        extra_env: &[(&str, &str)],
+    ) -> ConsumerProcess {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin_listen = admin.to_string();
         let mut env = vec![
@@ -317,7 +351,7 @@ impl ConsumerProcess {
             ("LUCENT_STORE", "sqlite://data/lucent.db"),
         ];
         env.extend_from_slice(extra_env);
-        let process = Process::start(dir, "consumer", &binary("lucent-consumer"), &["run"], &env);
+        let process = Process::start(dir, name, &binary("lucent-consumer"), &["run"], &env);
         let consumer = ConsumerProcess { process, admin };
         Http::new()
             .wait_ok(
