@@ -47,6 +47,15 @@ pub fn seed(path: &Path, count: usize, load_keys: usize) -> anyhow::Result<Vec<S
     Ok(chosen)
 }
 
+/// Copies the store at `from` to a new file `to` with everything committed,
+/// including what still sits in `from`'s WAL (a plain file copy would miss it).
+pub fn copy_store(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(from)?;
+    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+        .with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

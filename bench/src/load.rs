@@ -72,9 +72,10 @@ pub struct LoadResult {
     pub raw_bytes: u64,
     /// Microseconds: from intended send time (open loop) or from the send (closed loop).
     pub latency: Histogram<u64>,
-    /// Open loop: how late each request left after its intended time, in µs
-    /// (its connection was still busy, or the client itself was behind).
-    pub send_lag: Histogram<u64>,
+    /// Open loop: how late the generator itself sent, in µs: time past the
+    /// intended send while the request's connection was already free. Large
+    /// values mean the client, not the server, was behind.
+    pub client_lag: Histogram<u64>,
     pub client_cpu_secs: f64,
     /// Per observed pid: (at window start, at window end).
     pub observed: Vec<(u32, ProcSample, ProcSample)>,
@@ -127,7 +128,7 @@ struct ConnStats {
     wire_bytes: u64,
     raw_bytes: u64,
     latency: Histogram<u64>,
-    send_lag: Histogram<u64>,
+    client_lag: Histogram<u64>,
 }
 
 impl ConnStats {
@@ -140,7 +141,7 @@ impl ConnStats {
             wire_bytes: 0,
             raw_bytes: 0,
             latency: histogram(),
-            send_lag: histogram(),
+            client_lag: histogram(),
         }
     }
 
@@ -305,27 +306,33 @@ async fn open_loop(
     let mut stats = ConnStats::new();
     let mut i = first;
     let mut intended = first_send;
+    // When the connection last became free (its previous response arrived).
+    let mut free_since = window.start;
     while intended < window.measure_until {
         let aim = intended.checked_sub(TIMER_TICK).unwrap_or(intended);
         if Instant::now() < aim {
             tokio::time::sleep_until(aim.into()).await;
         }
         let sent = Instant::now();
-        // Timed from the later of intended and actual send: an early wake-up is
-        // not service time; a late send (connection still busy with the previous
-        // request, or the client behind) counts its whole wait.
-        let from = sent.max(intended);
+        // Timed from the earlier of intended and actual send: a wake-up up to a
+        // tick early is not counted as waiting, and a late send (connection still
+        // busy with the previous request, or the client behind) counts its whole
+        // wait from the intended time.
+        let from = sent.min(intended);
+        // The generator's own lateness: time past the intended send while the
+        // connection was already free.
+        let client_lag = sent.saturating_duration_since(intended.max(free_since));
         let outcome = tokio::time::timeout_at(window.give_up.into(), conn.exchange(&pool, i)).await;
         let done = Instant::now();
+        free_since = done;
         let counts = intended >= window.measure_from;
         match outcome {
             Ok(Ok((status, sizes))) => {
                 if counts {
                     stats.record(status, done - from, sizes);
-                    let lag = sent.saturating_duration_since(intended);
                     stats
-                        .send_lag
-                        .saturating_record(lag.as_micros().max(1) as u64);
+                        .client_lag
+                        .saturating_record(client_lag.as_micros().max(1) as u64);
                 }
             }
             Ok(Err(_)) => {
@@ -473,7 +480,7 @@ async fn run_async(spec: &LoadSpec, pool: Arc<RequestPool>) -> anyhow::Result<Lo
             *total.other_statuses.entry(k).or_default() += v;
         }
         total.latency.add(&s.latency).expect("same bounds");
-        total.send_lag.add(&s.send_lag).expect("same bounds");
+        total.client_lag.add(&s.client_lag).expect("same bounds");
     }
     let (observed, rss_series, client_cpu_secs) = observer.await?;
     Ok(LoadResult {
@@ -490,7 +497,7 @@ async fn run_async(spec: &LoadSpec, pool: Arc<RequestPool>) -> anyhow::Result<Lo
         wire_bytes: total.wire_bytes,
         raw_bytes: total.raw_bytes,
         latency: total.latency,
-        send_lag: total.send_lag,
+        client_lag: total.client_lag,
         client_cpu_secs,
         observed,
         rss_series,

@@ -32,7 +32,14 @@ enum Command {
         listen: SocketAddr,
     },
     /// lucent-ingest's request path with a queue that acknowledges at once (diagnostic).
-    NullIngest(ServeConfig),
+    NullIngest {
+        /// SQLite file holding the key table.
+        #[arg(long, default_value = "data/lucent.db")]
+        key_store: PathBuf,
+        /// Everything else as `lucent-ingest serve` takes it (flags or LUCENT_* variables).
+        #[command(flatten)]
+        serve: ServeConfig,
+    },
     /// Writes COUNT keys into a SQLite store file and LOAD_KEYS of them to --out, one a line.
     SeedKeys {
         #[arg(long)]
@@ -59,8 +66,10 @@ struct AllArgs {
     /// Alternating rounds of the throughput comparison (best of each counts).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
-    /// Seconds of the steady run watching RSS (the number is 300).
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds of the steady run watching RSS. At least 95 for a verdict: RSS
+    /// legitimately rises while the limiter's 60-s window fills. The issue's
+    /// number is 300.
+    #[arg(long, default_value_t = 120.0)]
     soak_secs: f64,
     /// Messages in the consumer scenario (0 skips it).
     #[arg(long, default_value_t = 10_000)]
@@ -120,8 +129,8 @@ fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             servers::baseline(listener).await
         }),
-        Command::NullIngest(config) => {
-            server_runtime()?.block_on(servers::null_queue_ingest(config))
+        Command::NullIngest { key_store, serve } => {
+            server_runtime()?.block_on(servers::null_queue_ingest(serve, &key_store))
         }
         Command::SeedKeys {
             store,
@@ -219,7 +228,7 @@ fn load_once(a: LoadArgs) -> anyhow::Result<()> {
     };
     let r = load::run(&spec, pool)?;
     println!(
-        "{} req/s, {:.1} MB/s wire, p50 {}, p99 {}, p99.9 {}, max {}, non-202 {:?}, io errors {}, unfinished {}, client CPU {:.2} cores",
+        "{} req/s, {:.1} MB/s wire, p50 {}, p99 {}, p99.9 {}, max {}, non-202 {:?}, io errors {}, unfinished {}, client lag p99 {}, client CPU {:.2} cores",
         rate(r.rps()),
         r.wire_mb_per_sec(),
         ms(r.latency_ms(0.5)),
@@ -229,6 +238,7 @@ fn load_once(a: LoadArgs) -> anyhow::Result<()> {
         r.other_statuses,
         r.io_errors,
         r.unfinished,
+        ms(r.client_lag.value_at_quantile(0.99) as f64 / 1000.0),
         r.client_cpu_secs / r.seconds,
     );
     Ok(())

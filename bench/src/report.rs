@@ -108,14 +108,18 @@ impl Report {
 
 /// Requests per second with a thin-space thousands separator, e.g. `12 345`.
 pub fn rate(v: f64) -> String {
-    let n = v.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
+    let digits = (v.round() as u64).to_string();
+    // Groups of three from the right: the first group takes the remainder.
+    let first = match digits.len() % 3 {
+        0 => 3,
+        r => r,
+    };
+    let mut out = String::from(&digits[..first.min(digits.len())]);
+    let mut rest = &digits[first.min(digits.len())..];
+    while !rest.is_empty() {
+        out.push(' ');
+        out.push_str(&rest[..3]);
+        rest = &rest[3..];
     }
     out
 }

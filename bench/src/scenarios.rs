@@ -32,8 +32,16 @@ const SEED: u64 = 20_241_127;
 const DEFAULT_KEYS: usize = 1_000;
 /// Most distinct keys one load uses (of a larger table).
 const MAX_LOAD_KEYS: usize = 10_000;
-/// Connections of the main scenarios.
+/// Connections of the closed-loop scenarios (maximum throughput).
 const CONNECTIONS: usize = 64;
+/// Connections of the open-loop scenarios. Each connection carries a
+/// rate / connections share of the schedule one request at a time, so with as
+/// few connections as the closed loop, 80% of its maximum asks each connection
+/// for 80% of what it managed back to back: one slow response and the
+/// connection never catches up. Browsers are many; four times the closed loop's
+/// connections keep the queue in the server, where it is measured, rather than
+/// in the client (it is counted either way: latency runs from the intended time).
+const OPEN_LOOP_CONNECTIONS: usize = 256;
 /// Batches per session in the consumer's data (one full snapshot each).
 const BATCHES_PER_SESSION: usize = 30;
 
@@ -292,7 +300,7 @@ impl Bench {
         let dir = self.work.join(format!("{}-{}", kind.short(), self.runs));
         self.runs += 1;
         std::fs::create_dir_all(dir.join("data"))?;
-        std::fs::copy(keys_db, dir.join("data/lucent.db")).context("copy the key table")?;
+        keys::copy_store(keys_db, &dir.join("data/lucent.db"))?;
         let addr = procs::free_addr();
         let admin = procs::free_addr();
         let started = Instant::now();
@@ -375,6 +383,20 @@ impl Bench {
         self.runs += 1;
         let result = load::run(&spec, pool.clone())?;
         server.proc.check_alive()?;
+        // A run answered with errors (401 for missing keys, 503 from a full
+        // queue) measures the error path, not ingest: say so in the report.
+        let refused: u64 = result.other_statuses.values().sum::<u64>() + result.io_errors;
+        if refused * 100 > (result.accepted + refused) {
+            let warning = format!(
+                "WARNING: {} {connections}-connection run: {refused} of {} responses were not 202 ({:?}, {} connection errors); its numbers do not measure accepted batches",
+                server.kind.label(),
+                result.accepted + refused,
+                result.other_statuses,
+                result.io_errors
+            );
+            eprintln!("  {warning}");
+            self.report.notes.push(warning);
+        }
         server.peak_rss = server
             .peak_rss
             .max(result.peak_rss(server.proc.pid()).unwrap_or(0));
@@ -400,7 +422,7 @@ impl Bench {
     /// (A)–(D); returns the best closed-loop req/s of (baseline, ingest).
     fn front_end(&mut self) -> anyhow::Result<(f64, f64)> {
         let keys_db = self.keys_db.clone();
-        let mut servers = vec![
+        let mut servers = [
             self.start(Kind::Baseline, &keys_db, None)?,
             self.start(Kind::Ingest, &keys_db, None)?,
             self.start(Kind::NullQueue, &keys_db, None)?,
@@ -426,22 +448,30 @@ impl Bench {
         let base_rps = best[0].rps();
         let mut table = Table::new(
             &format!("A. Throughput: small gzip batches, closed loop, {CONNECTIONS} connections"),
-            &["server", "req/s", "MB/s on the wire", "MB/s decoded", "× bare hyper", "server CPU/request", "server CPU (cores)", "client CPU (cores)", "peak RSS in run", "non-2xx / errors"],
+            THROUGHPUT_COLUMNS,
         )
-        .note("Best of the alternating rounds. CPU per request is utime+stime of the server process over the window divided by accepted requests. If the server uses well under 1 core while the client is at 1, the client was the limit.");
+        .note("Best of the alternating rounds. CPU per request is utime+stime of the server process over the window divided by accepted requests; its ratio to bare hyper's is the comparison that other work on the machine disturbs least (a server that got only part of its core shows it in \"server CPU (cores)\"). If a server uses well under one core while the client is at one, the client was the limit.");
+        let base_cpu = best[0].cpu_us_per_request(servers[0].proc.pid());
         for (server, r) in servers.iter().zip(&best) {
-            table.row(throughput_row(server, r, base_rps));
+            table.row(throughput_row(server, r, Some((base_rps, base_cpu))));
         }
         self.report.tables.push(table);
         let ingest_ratio = best[1].rps() / base_rps;
+        let cpu_ratio =
+            |i: usize| match (base_cpu, best[i].cpu_us_per_request(servers[i].proc.pid())) {
+                (Some(b), Some(c)) if c > 0.0 => ratio(b / c),
+                _ => "–".to_string(),
+            };
         self.report.verdict(
             "front end ≥ 0.8× bare hyper req/s, small gzip batches (SQLite queue)",
             format!(
-                "{} (ingest {} vs bare {} req/s; null-queue front end {})",
+                "{} (ingest {} vs bare {} req/s; by CPU per request {}; null-queue front end {} by req/s, {} by CPU)",
                 ratio(ingest_ratio),
                 rate(best[1].rps()),
                 rate(base_rps),
-                ratio(best[2].rps() / base_rps)
+                cpu_ratio(1),
+                ratio(best[2].rps() / base_rps),
+                cpu_ratio(2),
             ),
             Some(ingest_ratio >= 0.8),
         );
@@ -451,13 +481,13 @@ impl Bench {
         let mixed = self.mixed.clone();
         let mut table = Table::new(
             &format!("B. Throughput: mixed traffic (3% full snapshots), closed loop, {CONNECTIONS} connections"),
-            &["server", "req/s", "MB/s on the wire", "MB/s decoded", "× bare hyper", "server CPU/request", "server CPU (cores)", "client CPU (cores)", "peak RSS in run", "non-2xx / errors"],
+            THROUGHPUT_COLUMNS,
         );
-        let mut mixed_base = 0.0;
+        let mut mixed_base = None;
         for server in servers.iter_mut().take(2) {
             let r = self.load(server, &mixed, CONNECTIONS, Mode::Closed, measure, None)?;
             if server.kind == Kind::Baseline {
-                mixed_base = r.rps();
+                mixed_base = Some((r.rps(), r.cpu_us_per_request(server.proc.pid())));
             }
             table.row(throughput_row(server, &r, mixed_base));
         }
@@ -466,28 +496,44 @@ impl Bench {
         // (C) latency.
         eprintln!("(C) latency, open loop");
         let mut table = Table::new(
-            &format!("C. Latency: open loop at a fixed rate, {CONNECTIONS} connections, small gzip batches"),
-            &["server", "load", "target req/s", "achieved req/s", "p50", "p99", "p99.9", "max", "sent late p99", "server CPU/request", "non-2xx / errors / unfinished"],
+            &format!("C. Latency: open loop at a fixed rate, {OPEN_LOOP_CONNECTIONS} connections, small gzip batches"),
+            &["server", "load", "target req/s", "achieved req/s", "p50", "p99", "p99.9", "max", "client lag p99", "server CPU/request", "non-2xx / errors / unfinished"],
         )
-        .note("Latency runs from each request's intended send time (wrk2-style per-connection schedules), so a request that waits for its connection behind a slow response counts that wait. \"Sent late\" is how long after its intended time a request left: its connection was still busy, or the generator was behind.");
+        .note("Latency runs from each request's intended send time (wrk2-style per-connection schedules), so a request that waits for its connection behind a slow response counts that wait. \"Client lag\" is how late the generator itself sent while the connection was free: when it is large, the generator (or another process on its core) was behind, and the latencies above it are the client's, not the server's. Alternating rounds as in A; the run with the lower p99 is kept.");
         let mut p99_at_half = None;
-        for (i, server) in servers.iter_mut().enumerate() {
-            let max = best[i].rps();
-            for share in [0.5, 0.8] {
-                let r = self.load(
-                    server,
-                    &small,
-                    CONNECTIONS,
-                    Mode::Open {
-                        rate_per_sec: max * share,
-                    },
-                    measure,
-                    None,
-                )?;
-                if server.kind == Kind::Ingest && share == 0.5 {
+        // Rounds alternate servers like (A); of each (server, load) the run with
+        // the lower p99 is kept, since other work on the machine only adds latency.
+        let mut kept: Vec<Vec<Option<LoadResult>>> = vec![vec![None, None]; servers.len()];
+        for _ in 0..self.opts.rounds.max(1) {
+            for (i, server) in servers.iter_mut().enumerate() {
+                let max = best[i].rps();
+                for (j, share) in [0.5, 0.8].into_iter().enumerate() {
+                    let r = self.load(
+                        server,
+                        &small,
+                        OPEN_LOOP_CONNECTIONS,
+                        Mode::Open {
+                            rate_per_sec: max * share,
+                        },
+                        measure,
+                        None,
+                    )?;
+                    if kept[i][j]
+                        .as_ref()
+                        .is_none_or(|k| r.latency_ms(0.99) < k.latency_ms(0.99))
+                    {
+                        kept[i][j] = Some(r);
+                    }
+                }
+            }
+        }
+        for (i, server) in servers.iter().enumerate() {
+            for (j, share) in [0.5, 0.8].into_iter().enumerate() {
+                let r = kept[i][j].as_ref().expect("at least one round");
+                if server.kind == Kind::Ingest && j == 0 {
                     p99_at_half = Some(r.latency_ms(0.99));
                 }
-                table.row(latency_row(server, &r, share));
+                table.row(latency_row(server, r, share));
             }
         }
         self.report.tables.push(table);
@@ -718,10 +764,21 @@ impl Bench {
             self.opts.measure,
             None,
         )?;
+        // librdkafka lingers up to linger.ms before sending, so 64 connections
+        // bound closed-loop throughput at 64 / latency; more connections show
+        // what the path can carry.
+        let wide = self.load(
+            &mut server,
+            &small,
+            1024,
+            Mode::Closed,
+            self.opts.measure,
+            None,
+        )?;
         let open = self.load(
             &mut server,
             &small,
-            CONNECTIONS,
+            OPEN_LOOP_CONNECTIONS,
             Mode::Open {
                 rate_per_sec: closed.rps() * 0.5,
             },
@@ -745,8 +802,15 @@ impl Bench {
                 "non-2xx / errors",
             ],
         )
-        .note("tansu shares the server core with ingest; acks=all on a single in-memory broker.");
-        for (name, r) in [("closed loop", &closed), ("open loop at 50% of max", &open)] {
+        .note("tansu shares the server core with ingest; acks=all on a single in-memory broker. The producer lingers up to 5 ms (`linger.ms`) to batch, so latency starts there and 64 connections cap closed-loop throughput near 64 / latency; the 1024-connection row shows the path's capacity.");
+        for (name, r) in [
+            ("closed loop, 64 connections", &closed),
+            ("closed loop, 1024 connections", &wide),
+            (
+                "open loop at 50% of the 64-connection max, 256 connections",
+                &open,
+            ),
+        ] {
             table.row(vec![
                 name.into(),
                 rate(r.rps()),
@@ -770,12 +834,12 @@ impl Bench {
         if n == 0 {
             return Ok(());
         }
-        eprintln!("(G) consumer: generating {n} messages…");
-        let bodies = payload::session_bodies(SEED, n, BATCHES_PER_SESSION);
         // The consumer and its baseline get every core.
         if self.client_cpus.is_some() {
             procs::pin_self(&format!("0-{}", self.cores - 1));
         }
+        eprintln!("(G) consumer: generating {n} messages…");
+        let bodies = payload::session_bodies(SEED, n, BATCHES_PER_SESSION);
         let dir = self.work.join("consumer");
         std::fs::create_dir_all(&dir)?;
         let result = consumer::run(
@@ -798,14 +862,22 @@ impl Bench {
         );
         let mut table = Table::new(
             "G. Consumer: SQLite queue → decode, validate, zstd, SQLite store",
-            &["what", "messages", "MB gzip", "MB decoded", "seconds", "MB/s decoded", "× baseline", "CPU/message", "peak RSS"],
+            &["what", "messages", "MB gzip", "MB decoded", "seconds", "MB/s decoded", "× baseline (MB/s)", "CPU/message", "× 1-thread baseline (CPU/message)", "peak RSS"],
         )
         .note(&format!(
-            "Sessions of {BATCHES_PER_SESSION} batches: a page load (full snapshot) then incremental batches. The consumer runs with its defaults (64 in flight) on every core, timed from spawn until its committed offset in the queue file reaches the end of the log; stored {} chunks, {} dead letters. The baseline is gunzip + `serde_json::from_slice::<Value>` of the same bodies in this process (best of two). Queue pre-filled in {:.1} s (not timed).",
+            "Sessions of {BATCHES_PER_SESSION} batches: a page load (full snapshot) then incremental batches. The consumer runs with its defaults (64 in flight) on every core, timed from spawn until its committed offset in the queue file reaches the end of the log; stored {} chunks, {} dead letters. The baseline is gunzip + `serde_json::from_slice::<Value>` of the same bodies in this process, run before and after the consumer; the faster run counts. The consumer also waits for the disk (fsync per group commit of the store), which the baseline never does: when other work loads the disk, MB/s drops while CPU per message does not, so both ratios are shown. Queue pre-filled in {:.1} s (not timed).",
             r.stored_chunks, r.dead_letters, r.prefill_secs
         ));
         let gz = r.wire_bytes as f64 / 1e6;
         let raw = r.raw_bytes as f64 / 1e6;
+        // CPU seconds per message, µs: the consumer's over its whole life, the
+        // single-threaded baseline's wall time (it is CPU-bound on one thread).
+        let consumer_cpu = r.consumer_cpu_secs * 1e6 / r.messages as f64;
+        let single_cpu = r
+            .baseline
+            .iter()
+            .find(|(t, _)| *t == 1)
+            .map_or(f64::NAN, |(_, secs)| secs * 1e6 / r.messages as f64);
         table.row(vec![
             "lucent-consumer".into(),
             rate(r.messages as f64),
@@ -814,7 +886,8 @@ impl Bench {
             format!("{:.2}", r.consumer_secs),
             format!("{consumer_mbps:.1}"),
             ratio(consumer_mbps / base_mbps),
-            format!("{:.0} µs", r.consumer_cpu_secs * 1e6 / r.messages as f64),
+            format!("{:.0} µs", consumer_cpu),
+            ratio(single_cpu / consumer_cpu),
             mib(r.consumer_peak_rss),
         ]);
         for (t, secs) in &r.baseline {
@@ -831,6 +904,7 @@ impl Bench {
                 format!("{mbps:.1}"),
                 ratio(mbps / base_mbps),
                 format!("{:.0} µs", secs * *t as f64 * 1e6 / r.messages as f64),
+                ratio(single_cpu / (secs * *t as f64 * 1e6 / r.messages as f64)),
                 "–".into(),
             ]);
         }
@@ -845,8 +919,9 @@ impl Bench {
         self.report.verdict(
             "consumer ≥ 0.5× gunzip + parse baseline (decoded MB/s)",
             format!(
-                "{} ({consumer_mbps:.1} vs {base_mbps:.1} MB/s, baseline on {threads} threads)",
-                ratio(consumer_mbps / base_mbps)
+                "{} ({consumer_mbps:.1} vs {base_mbps:.1} MB/s, baseline on {threads} threads; by CPU per message {})",
+                ratio(consumer_mbps / base_mbps),
+                ratio(single_cpu / consumer_cpu),
             ),
             Some(consumer_mbps / base_mbps >= 0.5),
         );
@@ -867,7 +942,7 @@ impl Bench {
         let r = self.load(
             &mut server,
             &small,
-            CONNECTIONS,
+            OPEN_LOOP_CONNECTIONS,
             Mode::Open { rate_per_sec },
             self.opts.soak,
             Some(Duration::from_secs(1)),
@@ -880,12 +955,15 @@ impl Bench {
             .find(|s| s.0 == pid)
             .map(|s| s.1.clone())
             .unwrap_or_default();
-        // Reference: after the limiter's 60 s window has filled when the run is long
-        // enough, else after 10 s of warm load.
-        let reference_at = if secs >= 150.0 {
-            70.0
+        // The limiter keeps each admission for its window, so RSS rises for that
+        // long at any steady rate; growth only means something after it.
+        let window_secs = lucent_ingest::rate_limit::WINDOW_MS as f64 / 1000.0;
+        let span = 10.0_f64.min(secs / 6.0).max(1.0);
+        let long_enough = secs >= window_secs + 5.0 + 3.0 * span;
+        let reference_at = if long_enough {
+            window_secs + 5.0
         } else {
-            (secs * 0.15).max(1.0).min(10.0)
+            (secs * 0.15).clamp(1.0, 10.0)
         };
         let median = |lo: f64, hi: f64| -> u64 {
             let mut v: Vec<u64> = series
@@ -896,7 +974,6 @@ impl Bench {
             v.sort_unstable();
             v.get(v.len() / 2).copied().unwrap_or(0)
         };
-        let span = (secs * 0.1).clamp(1.0, 10.0);
         let reference = median(reference_at, reference_at + span);
         let end = median(secs - span, secs + 1.0);
         let growth = end as i64 - reference as i64;
@@ -904,11 +981,11 @@ impl Bench {
         let allowed = (reference as f64 * 0.05).max(4.0 * 1_048_576.0);
         let pass = (growth as f64) < allowed;
         let mut table = Table::new(
-            "H. Steady run: lucent-ingest (SQLite queue), open loop at 50% of max",
+            &format!("H. Steady run: lucent-ingest (SQLite queue), open loop at 50% of max, {OPEN_LOOP_CONNECTIONS} connections"),
             &["duration", "req/s", "p99", "p99.9", "RSS at reference", "RSS at end", "max RSS", "growth", "peak RSS (life)"],
         )
         .note(&format!(
-            "RSS sampled every second; reference = median over t = {reference_at:.0}–{:.0} s, end = median of the last {span:.0} s; growth counts as none below max(4 MiB, 5%). The rate limiter keeps one timestamp per admitted request for 60 s, so RSS legitimately rises during the first minute; the issue's run is 5 minutes (`--soak-secs 300`).",
+            "RSS sampled every second; reference = median over t = {reference_at:.0}–{:.0} s, end = median of the last {span:.0} s; growth counts as none below max(4 MiB, 5%). The rate limiter keeps one timestamp per admitted request for its 60 s window, so RSS rises during the first minute at any steady rate: the reference is taken after it, and a run too short for that gets no verdict. The issue's run is 5 minutes (`--soak-secs 300`).",
             reference_at + span
         ));
         table.row(vec![
@@ -923,10 +1000,24 @@ impl Bench {
             mib(server.peak_rss),
         ]);
         self.report.tables.push(table);
+        let measured = format!(
+            "{:+.1} MiB from t={reference_at:.0} s to the end ({} → {})",
+            growth as f64 / 1_048_576.0,
+            mib(reference),
+            mib(end)
+        );
+        let (measured, pass) = if long_enough {
+            (measured, Some(pass))
+        } else {
+            (
+                format!("{measured}; no verdict: a run under {:.0} s ends before the limiter's window has filled", window_secs + 5.0 + 3.0 * span),
+                None,
+            )
+        };
         self.report.verdict(
             &format!("no ingest RSS growth over a steady run ({secs:.0} s here; the issue's number is 5 min)"),
-            format!("{:+.1} MiB from t={reference_at:.0} s to the end ({} → {})", growth as f64 / 1_048_576.0, mib(reference), mib(end)),
-            Some(pass),
+            measured,
+            pass,
         );
         if secs < 300.0 {
             self.report.notes.push(format!("the steady run lasted {secs:.0} s; run `scripts/bench.sh --soak-secs 300` for the issue's 5 minutes"));
@@ -935,8 +1026,29 @@ impl Bench {
     }
 }
 
-fn throughput_row(server: &Server, r: &LoadResult, base_rps: f64) -> Vec<String> {
+const THROUGHPUT_COLUMNS: &[&str] = &[
+    "server",
+    "req/s",
+    "MB/s on the wire",
+    "MB/s decoded",
+    "× bare hyper (req/s)",
+    "server CPU/request",
+    "× bare hyper (CPU/request)",
+    "server CPU (cores)",
+    "client CPU (cores)",
+    "peak RSS in run",
+    "non-2xx / errors",
+];
+
+/// `base`: the bare hyper run of the same load, for the ratios.
+fn throughput_row(
+    server: &Server,
+    r: &LoadResult,
+    base: Option<(f64, Option<f64>)>,
+) -> Vec<String> {
     let pid = server.proc.pid();
+    let cpu = r.cpu_us_per_request(pid);
+    let (base_rps, base_cpu) = base.unwrap_or((0.0, None));
     vec![
         server.kind.label().into(),
         rate(r.rps()),
@@ -947,7 +1059,11 @@ fn throughput_row(server: &Server, r: &LoadResult, base_rps: f64) -> Vec<String>
         } else {
             "–".into()
         },
-        opt(r.cpu_us_per_request(pid), |v| format!("{v:.0} µs")),
+        opt(cpu, |v| format!("{v:.1} µs")),
+        match (base_cpu, cpu) {
+            (Some(b), Some(c)) if c > 0.0 => ratio(b / c),
+            _ => "–".into(),
+        },
         opt(r.cpu_share(pid), |v| format!("{v:.2}")),
         format!("{:.2}", r.client_cpu_secs / r.seconds),
         opt(r.peak_rss(pid), mib),
@@ -967,7 +1083,7 @@ fn latency_row(server: &Server, r: &LoadResult, share: f64) -> Vec<String> {
         ms(r.latency_ms(0.99)),
         ms(r.latency_ms(0.999)),
         ms(r.latency.max() as f64 / 1000.0),
-        ms(r.send_lag.value_at_quantile(0.99) as f64 / 1000.0),
+        ms(r.client_lag.value_at_quantile(0.99) as f64 / 1000.0),
         opt(r.cpu_us_per_request(pid), |v| format!("{v:.0} µs")),
         format!("{other} / {} / {}", r.io_errors, r.unfinished),
     ]

@@ -9,6 +9,7 @@
 //!   front end's own cost from the queue's durability cost.
 
 use std::convert::Infallible;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +21,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use lucent_common::backends::open_store;
 use lucent_common::clock::{Clock, SystemClock};
 use lucent_common::envelope::Envelope;
 use lucent_common::publisher::{PublishError, Publisher};
-use lucent_common::scylla_store::ScyllaOptions;
+use lucent_common::sqlite_store::SqliteStore;
 use lucent_ingest::app::App;
 use lucent_ingest::config::ServeConfig;
 use lucent_ingest::key_cache::KeyCache;
@@ -80,13 +80,16 @@ impl Publisher for NullPublisher {
     }
 }
 
-/// Serves the ingest API of `config` with the null queue until killed. Mirrors
-/// `lucent_ingest::serve` for the local-limiter configuration.
-pub async fn null_queue_ingest(config: ServeConfig) -> anyhow::Result<()> {
+/// Serves the ingest API of `config` with the null queue and the key table in
+/// the SQLite file `key_store` until killed. Mirrors `lucent_ingest::serve`
+/// for the local-limiter configuration.
+pub async fn null_queue_ingest(config: ServeConfig, key_store: &Path) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     let admin = TcpListener::bind(config.admin_listen).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(&config.store, &ScyllaOptions::default()).await?;
+    // The bench's key tables are SQLite files; opening the file directly keeps this
+    // diagnostic independent of how `ServeConfig` spells its store flags.
+    let store = Arc::new(SqliteStore::open(key_store)?);
     let local = Arc::new(LocalLimiter::new(clock.clone()));
     let app = Arc::new(App {
         keys: Arc::new(KeyCache::new(clock.clone())),
