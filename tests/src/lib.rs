@@ -107,6 +107,34 @@ impl Process {
     }
 
     /// The exit status if the process has exited (and reaps it), else `None`.
+    /// Waits until `probe` says the service answers, polling every `every`;
+    /// fails with the log when the process exits first or `timeout` passes.
+    pub fn wait_until_answering(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
+        probe: impl Fn() -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while !probe() {
+            if let Some(status) = self.try_status() {
+                panic!(
+                    "{} exited with {status} before {what}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not {what} within {timeout:?}; log:\n{}",
+                self.name,
+                self.log_text()
+            );
+            std::thread::sleep(every);
+        }
+    }
+
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         let status = self.child.as_mut()?.try_wait().ok()??;
         self.child = None;
@@ -253,6 +281,21 @@ impl Http {
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok((status, parts.headers, body))
+    }
+
+    /// The Prometheus text an admin port serves at `/metrics`.
+    pub async fn metrics_text(&self, admin: SocketAddr) -> String {
+        let (status, body) = self
+            .send(
+                http::Method::GET,
+                &format!("http://{admin}/metrics"),
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "/metrics on {admin}");
+        String::from_utf8_lossy(&body).into_owned()
     }
 
     pub async fn get_status(&self, url: &str) -> Option<u16> {

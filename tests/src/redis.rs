@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{free_port, Process};
 
@@ -96,17 +96,15 @@ impl RedisServer {
             "warning",
         ];
         let name = format!("redis-{}", self.starts);
-        let process = Process::start(self.dir.path(), &name, &redis_server_binary(), &args, &[]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ping(self.port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer PING within 10 s; log:\n{}",
-                self.port,
-                process.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut process =
+            Process::start(self.dir.path(), &name, &redis_server_binary(), &args, &[]);
+        let port = self.port;
+        process.wait_until_answering(
+            &format!("answer PING on port {port}"),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || ping(port),
+        );
         self.process = Some(process);
     }
 }

@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{binary, free_port, tail_lines, Process};
 
@@ -166,23 +166,13 @@ impl TansuBroker {
         ];
         let name = format!("tansu-{}", self.starts);
         let mut process = Process::start(self.dir.path(), &name, &tansu_binary(), &args, &[]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !answers_api_versions(self.port) {
-            if let Some(status) = process.try_status() {
-                panic!(
-                    "tansu exited with {status} before answering on port {}; log:\n{}",
-                    self.port,
-                    process.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu on port {} did not answer ApiVersions within 20 s; log:\n{}",
-                self.port,
-                process.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = self.port;
+        process.wait_until_answering(
+            &format!("answer ApiVersions on port {port}"),
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || answers_api_versions(port),
+        );
         self.process = Some(process);
     }
 }

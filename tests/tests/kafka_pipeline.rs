@@ -403,17 +403,9 @@ fn report(test: &str, counts: Counts, tally: &Tally, started: Instant) {
 
 /// A Prometheus counter or gauge from `/metrics` on `admin`, summed over labels.
 async fn metric(admin: std::net::SocketAddr, name: &str) -> f64 {
-    let (status, body) = Http::new()
-        .send(
-            http::Method::GET,
-            &format!("http://{admin}/metrics"),
-            &[],
-            bytes::Bytes::new(),
-        )
+    Http::new()
+        .metrics_text(admin)
         .await
-        .unwrap();
-    assert_eq!(status, 200);
-    String::from_utf8_lossy(&body)
         .lines()
         .filter(|l| {
             l.strip_prefix(name)

@@ -76,17 +76,7 @@ async fn dashboard_and_alerts_only_use_exported_metrics() {
     loop {
         let mut have = BTreeSet::new();
         for admin in [ingest.admin, consumer.admin] {
-            let (status, body) = http
-                .send(
-                    http::Method::GET,
-                    &format!("http://{admin}/metrics"),
-                    &[],
-                    bytes::Bytes::new(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(status, 200);
-            have.extend(exported(&String::from_utf8_lossy(&body)));
+            have.extend(exported(&http.metrics_text(admin).await));
         }
         let missing: Vec<&String> = wanted.difference(&have).collect();
         if missing.is_empty() {
