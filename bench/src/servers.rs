@@ -91,13 +91,13 @@ pub async fn null_queue_ingest(config: ServeConfig, key_store: &Path) -> anyhow:
     // diagnostic independent of how `ServeConfig` spells its store flags.
     let store = Arc::new(SqliteStore::open(key_store)?);
     let local = Arc::new(LocalLimiter::new(clock.clone()));
-    let app = Arc::new(App {
-        keys: Arc::new(KeyCache::new(clock.clone())),
-        limiter: local.clone(),
-        publisher: Arc::new(NullPublisher),
+    let app = Arc::new(App::new(
+        Arc::new(KeyCache::new(clock.clone())),
+        local.clone(),
+        Arc::new(NullPublisher),
         clock,
-        limits: config.app_limits(),
-    });
+        config.app_limits(),
+    ));
     lucent_ingest::server::run(
         app,
         store,

@@ -26,6 +26,7 @@ use crate::body::read_bounded;
 use crate::cors;
 use crate::key_cache::{KeyCache, KeyStatus};
 use crate::rate_limit::{Decision, RateLimiter};
+use crate::request_metrics::{RequestMetrics, Route};
 
 /// The one public endpoint.
 pub const REPLAY_PATH: &str = "/api/sdk/replay";
@@ -59,35 +60,53 @@ pub struct App {
     pub publisher: Arc<dyn Publisher>,
     pub clock: Arc<dyn Clock>,
     pub limits: AppLimits,
+    metrics: RequestMetrics,
 }
 
-/// The `route` label of request metrics; bounded, unlike the raw path.
-fn route_label(path: &str, method: &Method) -> &'static str {
+fn route_of(path: &str, method: &Method) -> Route {
     match (path, method) {
-        (REPLAY_PATH, &Method::OPTIONS) => "preflight",
-        (REPLAY_PATH, _) => "replay",
-        ("/healthz" | "/readyz", _) => "health",
-        _ => "other",
+        (REPLAY_PATH, &Method::OPTIONS) => Route::Preflight,
+        (REPLAY_PATH, _) => Route::Replay,
+        ("/healthz" | "/readyz", _) => Route::Health,
+        _ => Route::Other,
     }
 }
 
 impl App {
+    /// Assembles the pipeline and registers its metric series with the
+    /// process's Prometheus recorder (installing it if nothing has yet).
+    pub fn new(
+        keys: Arc<KeyCache>,
+        limiter: Arc<dyn RateLimiter>,
+        publisher: Arc<dyn Publisher>,
+        clock: Arc<dyn Clock>,
+        limits: AppLimits,
+    ) -> App {
+        lucent_common::telemetry::prometheus();
+        App {
+            keys,
+            limiter,
+            publisher,
+            clock,
+            limits,
+            metrics: RequestMetrics::register(),
+        }
+    }
+
     /// Answers one request. Never fails: every error is a response.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, Infallible> {
         let started = Instant::now();
-        let route = route_label(req.uri().path(), req.method());
+        let route = route_of(req.uri().path(), req.method());
         let mut response = match self.route(req).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
         };
         cors::add_response_headers(response.headers_mut());
-        let status = status_label(response.status());
-        metrics::counter!(m::INGEST_REQUESTS, "route" => route, "status" => status).increment(1);
-        metrics::histogram!(m::INGEST_REQUEST_DURATION, "route" => route)
-            .record(started.elapsed().as_secs_f64());
+        self.metrics
+            .record_request(route, response.status(), started.elapsed().as_secs_f64());
         Ok(response)
     }
 
@@ -161,7 +180,7 @@ impl App {
         let ticket = match self.limiter.acquire(key, limit).await {
             Decision::Admitted(ticket) => ticket,
             Decision::Limited { retry_after_secs } => {
-                metrics::counter!(m::INGEST_RATE_LIMITED).increment(1);
+                self.metrics.rate_limited.increment(1);
                 return Err(ApiError::RateLimited { retry_after_secs });
             }
         };
@@ -205,7 +224,7 @@ impl App {
             self.limits.body_read_timeout,
         )
         .await?;
-        metrics::counter!(m::INGEST_RECEIVED_BYTES).increment(body.len() as u64);
+        self.metrics.received_bytes.increment(body.len() as u64);
         if body.is_empty() {
             return Err(ApiError::EmptyBody);
         }
@@ -230,11 +249,12 @@ impl App {
             body,
         };
         let started = Instant::now();
-        let in_flight = metrics::gauge!(m::INGEST_PUBLISH_IN_FLIGHT);
-        in_flight.increment(1.0);
+        self.metrics.publish_in_flight.increment(1.0);
         let published = self.publisher.publish(envelope).await;
-        in_flight.decrement(1.0);
-        metrics::histogram!(m::INGEST_PUBLISH_DURATION).record(started.elapsed().as_secs_f64());
+        self.metrics.publish_in_flight.decrement(1.0);
+        self.metrics
+            .publish_duration
+            .record(started.elapsed().as_secs_f64());
         published.map_err(|e| {
             let reason = match &e {
                 PublishError::Full => "full",
@@ -259,25 +279,6 @@ fn accepted() -> Response<Full<Bytes>> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(BODY.clone()))
         .expect("a status and a static content type always make a valid response")
-}
-
-/// The `status` label without allocating for the codes this server answers with.
-fn status_label(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        200 => "200",
-        202 => "202",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        413 => "413",
-        415 => "415",
-        429 => "429",
-        503 => "503",
-        _ => "other",
-    }
 }
 
 fn preflight() -> Response<Full<Bytes>> {

@@ -25,6 +25,7 @@ pub mod key_events;
 pub mod keys_cli;
 pub mod rate_limit;
 pub mod redis_limiter;
+pub mod request_metrics;
 pub mod server;
 
 use std::future::Future;
@@ -139,13 +140,13 @@ pub async fn serve(
             shared
         }
     };
-    let app = Arc::new(App {
+    let app = Arc::new(App::new(
         keys,
         limiter,
         publisher,
         clock,
-        limits: config.app_limits(),
-    });
+        config.app_limits(),
+    ));
     server::run(
         app,
         store,

@@ -141,7 +141,8 @@ pub async fn run(
     tracing::info!("shutdown complete");
 }
 
-/// Creates the series alerts and dashboards refer to, at zero.
+/// Creates the series alerts and dashboards refer to, at zero (the request
+/// path's own series are registered by [`crate::app::App::new`]).
 fn register_metrics() {
     use lucent_common::telemetry::zero_counter;
     zero_counter(
@@ -154,11 +155,8 @@ fn register_metrics() {
         "reason",
         &["full", "timeout", "unavailable", "rejected"],
     );
-    zero_counter(m::INGEST_RATE_LIMITED, "", &[]);
-    zero_counter(m::INGEST_RECEIVED_BYTES, "", &[]);
     zero_counter(m::INGEST_KEY_REFRESH_FAILURES, "", &[]);
     metrics::gauge!(m::INGEST_CONNECTIONS).increment(0.0);
-    metrics::gauge!(m::INGEST_PUBLISH_IN_FLIGHT).increment(0.0);
 }
 
 /// Periodic upkeep: the key-cache age gauge and the limiter's idle-key sweep.

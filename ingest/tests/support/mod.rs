@@ -91,13 +91,13 @@ impl TestServer {
         });
         let key_store: Arc<dyn KeyStore> = options.key_store.unwrap_or_else(|| store.clone());
         let limiter = Arc::new(LocalLimiter::new(clock.clone() as Arc<dyn Clock>));
-        let app = Arc::new(App {
-            keys: Arc::new(KeyCache::new(clock.clone())),
-            limiter: limiter.clone(),
+        let app = Arc::new(App::new(
+            Arc::new(KeyCache::new(clock.clone())),
+            limiter.clone(),
             publisher,
-            clock: clock.clone(),
-            limits: options.app,
-        });
+            clock.clone(),
+            options.app,
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
