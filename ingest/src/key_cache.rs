@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use lucent_common::api_key::ApiKey;
+use lucent_common::api_key::{ApiKey, BuildApiKeyHasher};
 use lucent_common::clock::Clock;
 use lucent_common::key_store::{KeyRecord, KeyStore};
 use lucent_common::metric_names;
@@ -38,7 +38,7 @@ struct Entry {
 
 /// The in-memory key table.
 pub struct KeyCache {
-    table: RwLock<Arc<HashMap<ApiKey, Entry>>>,
+    table: RwLock<Arc<HashMap<ApiKey, Entry, BuildApiKeyHasher>>>,
     /// Wall-clock time of the last successful load; 0 before the first.
     loaded_at_ms: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -50,7 +50,7 @@ pub struct KeyCache {
 impl KeyCache {
     pub fn new(clock: Arc<dyn Clock>) -> KeyCache {
         KeyCache {
-            table: RwLock::new(Arc::new(HashMap::new())),
+            table: RwLock::new(Arc::new(HashMap::default())),
             loaded_at_ms: AtomicU64::new(0),
             clock,
             refresh_requested: tokio::sync::Notify::new(),
@@ -77,7 +77,7 @@ impl KeyCache {
         }
     }
 
-    fn snapshot(&self) -> Arc<HashMap<ApiKey, Entry>> {
+    fn snapshot(&self) -> Arc<HashMap<ApiKey, Entry, BuildApiKeyHasher>> {
         // Readers only clone an Arc under the lock; a poisoned lock still holds a
         // complete table (it is replaced, never edited in place).
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -100,7 +100,8 @@ impl KeyCache {
     /// Replaces the table with `records`.
     pub fn replace(&self, records: Vec<KeyRecord>) {
         let mut orgs: HashMap<String, Arc<str>> = HashMap::new();
-        let mut table = HashMap::with_capacity(records.len());
+        let mut table =
+            HashMap::with_capacity_and_hasher(records.len(), BuildApiKeyHasher::default());
         for r in records {
             // Many keys share an org: intern the name so a million keys do not
             // hold a million copies of it.

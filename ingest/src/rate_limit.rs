@@ -7,11 +7,11 @@
 //! accepted requests use up the window.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use lucent_common::api_key::ApiKey;
+use lucent_common::api_key::{ApiKey, BuildApiKeyHasher};
 use lucent_common::clock::Clock;
 
 /// Length of the window.
@@ -66,28 +66,29 @@ pub trait RateLimiter: Send + Sync {
 /// contention negligible without many empty maps.
 const SHARDS: usize = 64;
 
+type Logs = HashMap<ApiKey, VecDeque<u64>, BuildApiKeyHasher>;
+
 /// The sliding log of each key, in this process.
 pub struct LocalLimiter {
-    shards: Vec<Mutex<HashMap<ApiKey, VecDeque<u64>>>>,
-    /// Picks a key's shard. One per limiter, shared by all threads: a key must
-    /// map to the same shard whichever worker thread handles its request.
-    hasher: RandomState,
+    shards: Vec<Mutex<Logs>>,
     clock: Arc<dyn Clock>,
 }
 
 impl LocalLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> LocalLimiter {
         LocalLimiter {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Logs::default())).collect(),
             clock,
         }
     }
 
-    fn shard(&self, key: &ApiKey) -> &Mutex<HashMap<ApiKey, VecDeque<u64>>> {
-        // Keys are random already; any hash spreads them evenly.
-        let h = self.hasher.hash_one(key);
-        &self.shards[(h as usize) % SHARDS]
+    fn shard(&self, key: &ApiKey) -> &Mutex<Logs> {
+        // The same on every thread (no per-thread hasher state): a key must map
+        // to one shard whichever worker handles its request. Middle bits pick
+        // the shard: the map inside indexes by the low bits and tags entries
+        // with the top ones, which must still vary within a shard.
+        let h = BuildApiKeyHasher::default().hash_one(key);
+        &self.shards[(h >> 32) as usize % SHARDS]
     }
 
     /// The decision at `now_ms`; the clock is read by the caller so tests can
