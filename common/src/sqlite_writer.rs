@@ -81,6 +81,19 @@ pub struct SqliteWriter {
 /// commit durable against power loss, not only against a process crash:
 /// a 202 promises durability.
 pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    open_connection_with_page_size(path, DEFAULT_PAGE_BYTES)
+}
+
+/// SQLite's own default page size.
+const DEFAULT_PAGE_BYTES: u32 = 4096;
+
+/// [`open_connection`], creating a new file with pages of `page_bytes` (a
+/// power of two from 512 to 65536). An existing file keeps the page size it
+/// was created with.
+pub fn open_connection_with_page_size(
+    path: &Path,
+    page_bytes: u32,
+) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -88,6 +101,8 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Only takes effect before the first write, which switching to WAL is.
+    conn.pragma_update(None, "page_size", page_bytes)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
