@@ -462,16 +462,29 @@ impl Bench {
                 (Some(b), Some(c)) if c > 0.0 => ratio(b / c),
                 _ => "–".to_string(),
             };
+        // Two rows: the "front end" is the request path, and bare hyper
+        // persists nothing, so the durable queue's cost is shown on its own row
+        // rather than folded into (or left out of) the front end's verdict.
+        let front_end_ratio = best[2].rps() / base_rps;
         self.report.verdict(
-            "front end ≥ 0.8× bare hyper req/s, small gzip batches (SQLite queue)",
+            "front end ≥ 0.8× bare hyper req/s, small gzip batches: lucent-ingest's request path (key, limit, CORS, body, envelope) with a queue that acknowledges at once",
             format!(
-                "{} (ingest {} vs bare {} req/s; by CPU per request {}; null-queue front end {} by req/s, {} by CPU)",
+                "{} ({} vs {} req/s; by CPU per request {})",
+                ratio(front_end_ratio),
+                rate(best[2].rps()),
+                rate(base_rps),
+                cpu_ratio(2),
+            ),
+            Some(front_end_ratio >= 0.8),
+        );
+        self.report.verdict(
+            "the same, with the durable embedded (SQLite) queue: a 202 waits for an fsync'd group commit",
+            format!(
+                "{} ({} vs {} req/s; by CPU per request {})",
                 ratio(ingest_ratio),
                 rate(best[1].rps()),
                 rate(base_rps),
                 cpu_ratio(1),
-                ratio(best[2].rps() / base_rps),
-                cpu_ratio(2),
             ),
             Some(ingest_ratio >= 0.8),
         );
