@@ -37,4 +37,12 @@ pub trait KeyStore: Send + Sync {
     /// Marks a key revoked at `at_ms`. Returns false when no such key exists.
     /// Revoking twice keeps the first revocation time.
     async fn revoke(&self, key: ApiKey, at_ms: u64) -> Result<bool, StoreError>;
+
+    /// A number that changes whenever any key is created, revoked or otherwise
+    /// edited, so that a cache can skip reloading a table that has not changed
+    /// (a million keys take about a second of CPU to load). `None`: this
+    /// backend cannot tell, and callers reload every time.
+    async fn key_table_version(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

@@ -23,7 +23,8 @@ pub const INGEST_PUBLISH_FAILURES: &str = "lucent_ingest_publish_failures_total"
 pub const INGEST_PUBLISH_IN_FLIGHT: &str = "lucent_ingest_publish_in_flight";
 /// Gauge. Keys in the in-memory key table (active and revoked).
 pub const INGEST_KEY_CACHE_KEYS: &str = "lucent_ingest_key_cache_keys";
-/// Gauge, seconds. Time since the key table was last loaded successfully.
+/// Gauge, seconds. Time since the key table was last known current: loaded,
+/// or checked against the store and found unchanged.
 pub const INGEST_KEY_CACHE_AGE: &str = "lucent_ingest_key_cache_age_seconds";
 /// Counter. Failed key table refreshes.
 pub const INGEST_KEY_REFRESH_FAILURES: &str = "lucent_ingest_key_refresh_failures_total";

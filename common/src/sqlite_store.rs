@@ -23,6 +23,19 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
+-- Bumped by triggers, so every writer (this code, an older binary, the sqlite3
+-- shell) moves it and a cache that saw the same number has the whole table.
+CREATE TABLE IF NOT EXISTS api_keys_version (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO api_keys_version (id, version) VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS api_keys_version_on_insert AFTER INSERT ON api_keys
+BEGIN UPDATE api_keys_version SET version = version + 1 WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS api_keys_version_on_update AFTER UPDATE ON api_keys
+BEGIN UPDATE api_keys_version SET version = version + 1 WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS api_keys_version_on_delete AFTER DELETE ON api_keys
+BEGIN UPDATE api_keys_version SET version = version + 1 WHERE id = 0; END;
 CREATE TABLE IF NOT EXISTS session_chunks (
     org_id TEXT NOT NULL,
     session_id TEXT NOT NULL,
@@ -139,6 +152,17 @@ impl KeyStore for SqliteStore {
             })
             .await?;
         Ok(changed > 0)
+    }
+
+    async fn key_table_version(&self) -> Result<Option<u64>, StoreError> {
+        let version: i64 = self
+            .reader
+            .read(|conn| {
+                conn.prepare_cached("SELECT version FROM api_keys_version WHERE id = 0")?
+                    .query_row([], |r| r.get(0))
+            })
+            .await?;
+        Ok(Some(version as u64))
     }
 }
 
@@ -343,5 +367,57 @@ impl SqliteStore {
                 .optional()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            key: ApiKey::generate(),
+            org_id: "org".into(),
+            rate_limit_per_minute: None,
+            created_at_ms: 1,
+            revoked_at_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_key_table_version_moves_with_every_change_from_any_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lucent.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let version = || async { store.key_table_version().await.unwrap().unwrap() };
+
+        let start = version().await;
+        store.load_all().await.unwrap();
+        assert_eq!(version().await, start, "reading changes nothing");
+
+        let key = record();
+        store.create(&key).await.unwrap();
+        let created = version().await;
+        assert_ne!(created, start);
+
+        assert!(store.revoke(key.key, 5).await.unwrap());
+        let revoked = version().await;
+        assert_ne!(revoked, created);
+        assert!(!store.revoke(ApiKey::generate(), 5).await.unwrap());
+        assert_eq!(
+            version().await,
+            revoked,
+            "revoking an unknown key changes nothing"
+        );
+
+        // Another writer that knows nothing of the version (the sqlite3 shell).
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO api_keys (key, org_id, created_at) VALUES (?1, 'org', 1)",
+                [ApiKey::generate().to_string()],
+            )
+            .unwrap();
+        assert_ne!(version().await, revoked);
     }
 }

@@ -96,7 +96,8 @@ pub struct ServeConfig {
     /// Extra librdkafka settings for a kafka:// queue.
     #[command(flatten)]
     pub kafka: KafkaFlags,
-    /// Milliseconds between reloads of the key table.
+    /// Milliseconds between checks of the key table; it is reloaded when it
+    /// changed (every time on a store that cannot tell, see README).
     #[arg(long, env = "LUCENT_KEY_REFRESH_MS", default_value_t = 5_000)]
     pub key_refresh_ms: u64,
     /// Largest request body, in bytes on the wire.

@@ -2,8 +2,12 @@
 //! refresh. A request reads it without waiting on the store, and a flood of
 //! unknown keys costs a hash lookup each.
 //!
-//! The refresher reloads every interval and, in between, whenever asked with
-//! [`KeyCache::request_refresh`] (a key-change note from Redis, see
+//! The refresher checks the store every interval and reloads when the table's
+//! version has moved (or the backend has none, see
+//! [`KeyStore::key_table_version`]): with a million keys a reload costs about
+//! a second of CPU and doubles the table's memory while it runs, which every
+//! 5 s was a fifth of a core for nothing. In between it reloads whenever asked
+//! with [`KeyCache::request_refresh`] (a key-change note from Redis, see
 //! [`crate::key_events`]). Requests that arrive during a reload coalesce into
 //! one more reload after it.
 
@@ -39,8 +43,11 @@ struct Entry {
 /// The in-memory key table.
 pub struct KeyCache {
     table: RwLock<Arc<HashMap<ApiKey, Entry, BuildApiKeyHasher>>>,
-    /// Wall-clock time of the last successful load; 0 before the first.
+    /// Wall-clock time the table was last known current (loaded, or found
+    /// unchanged); 0 before the first load.
     loaded_at_ms: AtomicU64,
+    /// The store's key table version the table was loaded at, when it has one.
+    loaded_version: std::sync::Mutex<Option<u64>>,
     clock: Arc<dyn Clock>,
     /// Wakes the refresher before its next tick. `Notify` keeps one permit when
     /// nobody waits, so a request made during a reload is not lost.
@@ -52,6 +59,7 @@ impl KeyCache {
         KeyCache {
             table: RwLock::new(Arc::new(HashMap::default())),
             loaded_at_ms: AtomicU64::new(0),
+            loaded_version: std::sync::Mutex::new(None),
             clock,
             refresh_requested: tokio::sync::Notify::new(),
         }
@@ -102,6 +110,10 @@ impl KeyCache {
 
     /// Replaces the table with `records`.
     pub fn replace(&self, records: Vec<KeyRecord>) {
+        self.replace_at(records, None);
+    }
+
+    fn replace_at(&self, records: Vec<KeyRecord>, version: Option<u64>) {
         let mut orgs: HashMap<String, Arc<str>> = HashMap::new();
         let mut table =
             HashMap::with_capacity_and_hasher(records.len(), BuildApiKeyHasher::default());
@@ -123,18 +135,47 @@ impl KeyCache {
         }
         let len = table.len();
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        *self
+            .loaded_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = version;
+        metrics::gauge!(metric_names::INGEST_KEY_CACHE_KEYS).set(len as f64);
+        self.mark_current();
+    }
+
+    fn mark_current(&self) {
         self.loaded_at_ms
             .store(self.clock.now_ms().max(1), Ordering::Release);
-        metrics::gauge!(metric_names::INGEST_KEY_CACHE_KEYS).set(len as f64);
         metrics::gauge!(metric_names::INGEST_KEY_CACHE_AGE).set(0.0);
     }
 
-    /// Loads the table once from `store`.
+    /// Loads the table from `store`, whether or not it changed.
     pub async fn refresh(&self, store: &dyn KeyStore) -> Result<usize, StoreError> {
+        // The version is read first: a change made during the load then shows
+        // as a newer version at the next check, never as one already seen.
+        let version = store.key_table_version().await?;
         let records = store.load_all().await?;
         let n = records.len();
-        self.replace(records);
+        self.replace_at(records, version);
         Ok(n)
+    }
+
+    /// Loads the table from `store` unless its version says nothing changed
+    /// since the last load. Returns whether it loaded.
+    pub async fn refresh_if_changed(&self, store: &dyn KeyStore) -> Result<bool, StoreError> {
+        if self.is_loaded() {
+            let loaded = *self
+                .loaded_version
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let (Some(loaded), Some(now)) = (loaded, store.key_table_version().await?) {
+                if loaded == now {
+                    self.mark_current();
+                    return Ok(false);
+                }
+            }
+        }
+        self.refresh(store).await.map(|_| true)
     }
 
     /// Seconds since the last successful load (or since start when none).
@@ -158,14 +199,20 @@ impl KeyCache {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = cache.refresh_requested.notified() => {}
-                }
-                match cache.refresh(store.as_ref()).await {
-                    Ok(n) => {
+                // Asked explicitly: a key just changed, so reload without asking.
+                let forced = tokio::select! {
+                    _ = ticker.tick() => false,
+                    _ = cache.refresh_requested.notified() => true,
+                };
+                let refreshed = if forced {
+                    cache.refresh(store.as_ref()).await.map(|_| ())
+                } else {
+                    cache.refresh_if_changed(store.as_ref()).await.map(|_| ())
+                };
+                match refreshed {
+                    Ok(()) => {
                         if failing {
-                            tracing::info!(keys = n, "key table refresh recovered");
+                            tracing::info!(keys = cache.len(), "key table refresh recovered");
                         }
                         failing = false;
                     }
@@ -216,13 +263,34 @@ mod tests {
         assert_eq!(cache.lookup(&ApiKey::generate()), KeyStatus::Unknown);
     }
 
-    /// A store whose table the test edits.
-    struct Table(std::sync::Mutex<Vec<KeyRecord>>);
+    /// A store whose table (and version) the test edits; counts loads.
+    struct Table(
+        std::sync::Mutex<Vec<KeyRecord>>,
+        std::sync::Mutex<Option<u64>>,
+        AtomicU64,
+    );
+
+    impl Table {
+        fn new(keys: Vec<KeyRecord>, version: Option<u64>) -> Table {
+            Table(
+                std::sync::Mutex::new(keys),
+                std::sync::Mutex::new(version),
+                AtomicU64::new(0),
+            )
+        }
+        fn loads(&self) -> u64 {
+            self.2.load(Ordering::SeqCst)
+        }
+    }
 
     #[async_trait::async_trait]
     impl KeyStore for Table {
         async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            self.2.fetch_add(1, Ordering::SeqCst);
             Ok(self.0.lock().unwrap().clone())
+        }
+        async fn key_table_version(&self) -> Result<Option<u64>, StoreError> {
+            Ok(*self.1.lock().unwrap())
         }
         async fn create(&self, _: &KeyRecord) -> Result<(), StoreError> {
             unreachable!()
@@ -235,7 +303,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_requested_refresh_does_not_wait_for_the_interval() {
         let key = record("o", false);
-        let store = Arc::new(Table(std::sync::Mutex::new(vec![key.clone()])));
+        let store = Arc::new(Table::new(vec![key.clone()], None));
         let cache = Arc::new(KeyCache::new(Arc::new(ManualClock::new(10))));
         let refresher = cache.spawn_refresher(store.clone(), Duration::from_secs(3600));
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -251,5 +319,32 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(cache.lookup(&key.key), KeyStatus::Revoked);
         refresher.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_table_is_not_loaded_again() {
+        let key = record("o", false);
+        let store = Table::new(vec![key.clone()], Some(1));
+        let cache = KeyCache::new(Arc::new(ManualClock::new(10)));
+        assert!(cache.refresh_if_changed(&store).await.unwrap());
+        assert!(!cache.refresh_if_changed(&store).await.unwrap());
+        assert!(!cache.refresh_if_changed(&store).await.unwrap());
+        assert_eq!(store.loads(), 1);
+
+        store.0.lock().unwrap()[0].revoked_at_ms = Some(20);
+        *store.1.lock().unwrap() = Some(2);
+        assert!(cache.refresh_if_changed(&store).await.unwrap());
+        assert_eq!(cache.lookup(&key.key), KeyStatus::Revoked);
+        assert_eq!(store.loads(), 2);
+    }
+
+    #[tokio::test]
+    async fn without_a_version_every_check_loads() {
+        let store = Table::new(vec![record("o", false)], None);
+        let cache = KeyCache::new(Arc::new(ManualClock::new(10)));
+        for _ in 0..3 {
+            assert!(cache.refresh_if_changed(&store).await.unwrap());
+        }
+        assert_eq!(store.loads(), 3);
     }
 }
