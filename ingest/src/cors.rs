@@ -11,6 +11,9 @@ pub const ALLOWED_METHODS: &str = "POST, OPTIONS";
 /// Request headers a browser SDK may send.
 pub const ALLOWED_HEADERS: &str = "Content-Type, Content-Encoding, X-Lucent-Api-Key";
 
+/// How many headers [`add_response_headers`] adds.
+pub const RESPONSE_HEADERS: usize = 2;
+
 /// Headers every response carries, errors and 404/405 included, so that a
 /// browser SDK can read the status and `Retry-After` of any answer.
 pub fn add_response_headers(headers: &mut HeaderMap) {
