@@ -280,7 +280,7 @@ fn accepted() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(BODY.clone()));
     *response.status_mut() = StatusCode::ACCEPTED;
     let headers = response.headers_mut();
-    headers.reserve(1 + cors::RESPONSE_HEADERS);
+    headers.reserve(1 + cors::RESPONSE_HEADERS.len());
     headers.insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),

@@ -11,20 +11,24 @@ pub const ALLOWED_METHODS: &str = "POST, OPTIONS";
 /// Request headers a browser SDK may send.
 pub const ALLOWED_HEADERS: &str = "Content-Type, Content-Encoding, X-Lucent-Api-Key";
 
-/// How many headers [`add_response_headers`] adds.
-pub const RESPONSE_HEADERS: usize = 2;
-
 /// Headers every response carries, errors and 404/405 included, so that a
 /// browser SDK can read the status and `Retry-After` of any answer.
-pub fn add_response_headers(headers: &mut HeaderMap) {
-    headers.insert(
+pub const RESPONSE_HEADERS: [(header::HeaderName, HeaderValue); 2] = [
+    (
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
-    );
-    headers.insert(
+    ),
+    (
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Retry-After"),
-    );
+    ),
+];
+
+/// Adds [`RESPONSE_HEADERS`] to `headers`.
+pub fn add_response_headers(headers: &mut HeaderMap) {
+    for (name, value) in RESPONSE_HEADERS {
+        headers.insert(name, value);
+    }
 }
 
 /// Headers of the answer to a preflight `OPTIONS`.
