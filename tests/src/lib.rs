@@ -35,6 +35,18 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// A port nobody listens on right now.
+/// Sends `request` to 127.0.0.1:`port` on a new connection and fills `reply`
+/// from the answer; false if any step fails or `read_timeout` passes. For
+/// readiness probes of the servers the tests start.
+pub fn tcp_exchange(port: u16, request: &[u8], reply: &mut [u8], read_timeout: Duration) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(read_timeout));
+    stream.write_all(request).is_ok() && stream.read_exact(reply).is_ok()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -3,12 +3,10 @@
 //! drop even when the test panics. It can be killed and restarted on the same
 //! port to simulate an outage.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{free_port, Process};
+use crate::{free_port, tcp_exchange, Process};
 
 /// Where `redis-server` is, or a failure that says how to install it.
 pub fn redis_server_binary() -> PathBuf {
@@ -111,13 +109,11 @@ impl RedisServer {
 
 /// True when something on `port` answers a RESP PING with PONG.
 fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
     let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    tcp_exchange(
+        port,
+        b"*1\r\n$4\r\nPING\r\n",
+        &mut reply,
+        Duration::from_millis(500),
+    ) && &reply == b"+PONG\r\n"
 }

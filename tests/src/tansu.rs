@@ -11,12 +11,10 @@
 //! `LUCENT_TESTS_KEEP_DIRS=1` keeps the broker's directory (data and logs)
 //! after the test, for a post-mortem.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{binary, free_port, tail_lines, Process};
+use crate::{binary, free_port, tail_lines, tcp_exchange, Process};
 
 /// How to get the broker on a fresh machine.
 pub const INSTALL_HINT: &str = "cargo install tansu --locked --features dynostore,libsql";
@@ -181,10 +179,6 @@ impl TansuBroker {
 /// with the same correlation id: the broker is up and speaking the protocol,
 /// not merely bound.
 fn answers_api_versions(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(1000)));
     let client_id = b"lucent-tests";
     let correlation_id: i32 = 0x4c55_4345;
     let mut request = Vec::new();
@@ -195,12 +189,9 @@ fn answers_api_versions(port: u16) -> bool {
     request.extend_from_slice(client_id);
     let mut framed = (request.len() as i32).to_be_bytes().to_vec();
     framed.extend_from_slice(&request);
-    if stream.write_all(&framed).is_err() {
-        return false;
-    }
     // Response: size (i32), correlation id (i32), error code (i16), ...
     let mut head = [0u8; 10];
-    if stream.read_exact(&mut head).is_err() {
+    if !tcp_exchange(port, &framed, &mut head, Duration::from_millis(1000)) {
         return false;
     }
     let echoed = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
