@@ -128,14 +128,35 @@ impl SqliteWriter {
         thread_name: &str,
         wal_limit_bytes: u64,
     ) -> Result<SqliteWriter, StoreError> {
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // After a checkpoint resets the WAL, keep the file from staying at its
-        // largest size forever.
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         let checkpointer = match conn.path() {
             Some(path) if !path.is_empty() => Some(open_connection(Path::new(path))?),
             _ => None,
         };
+        let (writer, restart_due, alive) = SqliteWriter::spawn(conn, thread_name)?;
+        if let Some(checkpointer) = checkpointer {
+            let watch = Arc::downgrade(&alive);
+            drop(alive);
+            std::thread::Builder::new()
+                .name(format!("{thread_name}-checkpoint"))
+                .spawn(move || checkpoint_loop(checkpointer, watch, wal_limit_bytes, &restart_due))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start checkpoint thread: {e}"))
+                })?;
+        }
+        Ok(writer)
+    }
+
+    /// Starts the writer thread alone. Returns the flag through which checkpoint
+    /// passes ask it to finish a checkpoint, and a value the thread holds until it
+    /// ends.
+    fn spawn(
+        conn: Connection,
+        thread_name: &str,
+    ) -> Result<(SqliteWriter, Arc<AtomicBool>, Arc<()>), StoreError> {
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // After a checkpoint resets the WAL, keep the file from staying at its
+        // largest size forever.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         let restart_due = Arc::new(AtomicBool::new(false));
         let (jobs, receiver) = mpsc::channel(JOB_QUEUE_CAPACITY);
         let alive = Arc::new(());
@@ -148,17 +169,7 @@ impl SqliteWriter {
                 write_loop(conn, receiver, &writer_restart_due)
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
-        if let Some(checkpointer) = checkpointer {
-            let watch = Arc::downgrade(&alive);
-            drop(alive);
-            std::thread::Builder::new()
-                .name(format!("{thread_name}-checkpoint"))
-                .spawn(move || checkpoint_loop(checkpointer, watch, wal_limit_bytes, &restart_due))
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot start checkpoint thread: {e}"))
-                })?;
-        }
-        Ok(SqliteWriter { jobs })
+        Ok((SqliteWriter { jobs }, restart_due, alive))
     }
 
     /// Runs `job` in the next group transaction and returns its result once that
@@ -240,21 +251,35 @@ fn checkpoint_loop(
     wal_limit_bytes: u64,
     restart_due: &AtomicBool,
 ) {
-    let page_bytes: u64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .unwrap_or(4096);
+    let page_bytes = page_bytes(&conn);
     while writer.strong_count() > 0 {
         std::thread::sleep(CHECKPOINT_INTERVAL);
-        match passive_checkpoint(&conn) {
-            Ok(wal_frames) if wal_frames * page_bytes > wal_limit_bytes => {
-                restart_due.store(true, Ordering::Release);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "passive checkpoint failed; retrying later"),
-        }
+        checkpoint_pass(&conn, page_bytes, wal_limit_bytes, restart_due);
     }
     // One last pass so a clean shutdown leaves a small WAL behind.
     let _ = passive_checkpoint(&conn);
+}
+
+fn page_bytes(conn: &Connection) -> u64 {
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096)
+}
+
+/// One pass of [`checkpoint_loop`]: copies what it can of the WAL back, and
+/// sets `restart_due` when the WAL is past `wal_limit_bytes`.
+fn checkpoint_pass(
+    conn: &Connection,
+    page_bytes: u64,
+    wal_limit_bytes: u64,
+    restart_due: &AtomicBool,
+) {
+    match passive_checkpoint(conn) {
+        Ok(wal_frames) if wal_frames * page_bytes > wal_limit_bytes => {
+            restart_due.store(true, Ordering::Release);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "passive checkpoint failed; retrying later"),
+    }
 }
 
 /// Copies what it can of the WAL into the database without waiting for
@@ -364,45 +389,67 @@ mod tests {
         assert_eq!(n, 3);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_wal_stays_bounded_under_a_writer_that_never_pauses() {
+    /// Writes `groups` groups of 8 rows of 16 KiB, each group running one pass of
+    /// the checkpoint loop from the checkpoint connection while the group's own
+    /// transaction is open: the pass copies back only what was committed before
+    /// it, so it never finds the WAL fully copied, which is what a writer that
+    /// never pauses does to a checkpoint thread on its own clock. Driving the pass
+    /// from inside the group makes that overlap certain instead of a race.
+    /// Returns the rows written and the largest the WAL file got.
+    async fn write_with_overlapping_checkpoints(wal_limit_bytes: u64, groups: usize) -> (i64, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let conn = open_connection(&path).unwrap();
         conn.execute_batch("CREATE TABLE b (v BLOB)").unwrap();
-        let limit = 1 << 20;
-        let w = SqliteWriter::start_with_wal_limit(conn, "test-writer", limit).unwrap();
+        let (w, restart_due, _alive) = SqliteWriter::spawn(conn, "test-writer").unwrap();
+        let checkpointer = Arc::new(Mutex::new(open_connection(&path).unwrap()));
         let wal = dir.path().join("w.db-wal");
         let mut largest = 0;
-        let started = std::time::Instant::now();
-        // About 3 s of back-to-back 16 KiB inserts from 8 concurrent writers.
-        while started.elapsed() < std::time::Duration::from_secs(3) {
-            let writes: Vec<_> = (0..8)
-                .map(|_| {
-                    let w = w.clone();
-                    tokio::spawn(async move {
-                        w.execute(|c| c.execute("INSERT INTO b VALUES (?1)", [vec![7u8; 16 << 10]]))
-                            .await
-                    })
-                })
-                .collect();
-            for write in writes {
-                write.await.unwrap().unwrap();
-            }
+        for _ in 0..groups {
+            let (checkpointer, restart_due) = (checkpointer.clone(), restart_due.clone());
+            w.execute(move |c| {
+                for _ in 0..8 {
+                    c.execute("INSERT INTO b VALUES (?1)", [vec![7u8; 16 << 10]])?;
+                }
+                let checkpointer = checkpointer.lock().unwrap();
+                let page_bytes = page_bytes(&checkpointer);
+                checkpoint_pass(&checkpointer, page_bytes, wal_limit_bytes, &restart_due);
+                Ok(())
+            })
+            .await
+            .unwrap();
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
         let written: i64 = Connection::open(&path)
             .unwrap()
             .query_row("SELECT count(*) FROM b", [], |r| r.get(0))
             .unwrap();
+        (written, largest)
+    }
+
+    #[tokio::test]
+    async fn the_wal_stays_bounded_under_a_writer_that_never_pauses() {
+        let limit = 1 << 20;
+        let (written, largest) = write_with_overlapping_checkpoints(limit, 64).await;
+        assert_eq!(written, 64 * 8);
+        // A pass that finds the WAL past the limit has the writer copy it back
+        // after its current group, and the group after that starts the WAL over:
+        // the WAL passes the limit by at most those two groups (about 330 KB).
         assert!(
-            written as u64 * (16 << 10) > 16 * limit,
-            "wrote only {written} rows"
-        );
-        // Over the limit by at most what arrives between two checks.
-        assert!(
-            largest < 12 * limit,
+            largest < limit + limit / 2,
             "WAL reached {largest} bytes with a {limit}-byte limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_writers_checkpoint_overlapping_passes_let_the_wal_grow() {
+        // The control for the test above: a limit never reached never asks the
+        // writer for a checkpoint, and the passes alone never start the WAL over.
+        let (written, largest) = write_with_overlapping_checkpoints(u64::MAX, 64).await;
+        let written_bytes = written as u64 * (16 << 10);
+        assert!(
+            largest > written_bytes,
+            "WAL stayed at {largest} bytes after {written_bytes} bytes written"
         );
     }
 
