@@ -671,7 +671,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(json.len(), b.raw_len);
-            let Parsed::Batches(batches) = parse_body(&json) else {
+            let Parsed::Batches(batches) = parse_body(&json, usize::MAX) else {
                 panic!("unreadable body")
             };
             assert!(batches.iter().all(|b| b.is_ok()), "{batches:?}");

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::attempt_log::AttemptLog;
 use crate::backend_url::{QueueUrl, StoreUrl};
 use crate::key_store::KeyStore;
 use crate::publisher::Publisher;
@@ -14,8 +15,8 @@ use crate::sqlite_store::SqliteStore;
 use crate::store_error::StoreError;
 
 /// Everything a store backend offers.
-pub trait Store: KeyStore + SessionStore + SessionReader {}
-impl<T: KeyStore + SessionStore + SessionReader> Store for T {}
+pub trait Store: KeyStore + SessionStore + SessionReader + AttemptLog {}
+impl<T: KeyStore + SessionStore + SessionReader + AttemptLog> Store for T {}
 
 /// Opens the store named by `url`.
 pub async fn open_store(

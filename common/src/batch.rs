@@ -45,6 +45,8 @@ pub enum Invalid {
     NotABatch,
     /// An array body with no batches in it.
     NoBatches,
+    /// An array body with more batches than one message may carry.
+    TooManyBatches { limit: usize },
     /// A required field is absent.
     Missing(&'static str),
     /// A field is present with the wrong type or an out-of-range value.
@@ -59,6 +61,9 @@ impl fmt::Display for Invalid {
                 f.write_str("body is neither a batch object nor an array of batches")
             }
             Invalid::NoBatches => f.write_str("body is an empty array"),
+            Invalid::TooManyBatches { limit } => {
+                write!(f, "body holds more than {limit} batches")
+            }
             Invalid::Missing(field) => write!(f, "missing {field}"),
             Invalid::Bad { field, why } => write!(f, "bad {field}: {why}"),
         }
@@ -102,27 +107,118 @@ struct RawMetadata<'a> {
     url: Option<&'a RawValue>,
 }
 
-/// Parses a decoded body: one batch object or an array of them.
-pub fn parse_body(body: &[u8]) -> Parsed<'_> {
-    let text = match std::str::from_utf8(body) {
-        Ok(text) => text,
-        Err(e) => return Parsed::Unreadable(Invalid::NotJson(format!("not UTF-8: {e}"))),
-    };
-    let first = text.trim_start().as_bytes().first().copied();
-    match first {
-        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(items) if items.is_empty() => Parsed::Unreadable(Invalid::NoBatches),
-            Ok(items) => Parsed::Batches(items.into_iter().map(validate_batch).collect()),
-            Err(e) => Parsed::Unreadable(Invalid::NotJson(e.to_string())),
-        },
-        Some(b'{') => match serde_json::from_str::<&RawValue>(text) {
-            Ok(raw) => Parsed::Batches(vec![validate_batch(raw)]),
-            Err(e) => Parsed::Unreadable(Invalid::NotJson(e.to_string())),
-        },
+/// Parses a decoded body (one batch object or an array of at most
+/// `max_batches` of them) and collects every batch. For bodies whose batches
+/// are used one at a time, [`for_each_batch`] keeps less in memory.
+pub fn parse_body(body: &[u8], max_batches: usize) -> Parsed<'_> {
+    let mut batches = Vec::new();
+    match for_each_batch(body, max_batches, |_, batch| batches.push(batch)) {
+        Ok(_) => Parsed::Batches(batches),
+        Err(why) => Parsed::Unreadable(why),
+    }
+}
+
+/// Parses a decoded body and hands each batch, valid or not, to `each` with
+/// its index, in body order, as soon as it is read; returns how many there
+/// were. A top-level array is read element by element, never materialised, so
+/// `[1,1,1,…]` of millions of items costs no more memory than the body itself,
+/// and reading stops at the `max_batches + 1`-th element.
+///
+/// On `Err` the body as a whole is refused (not JSON, not batches, too many
+/// batches) and whatever `each` was given before must be discarded: the error
+/// may be found after some batches were already handed out.
+pub fn for_each_batch<'a>(
+    body: &'a [u8],
+    max_batches: usize,
+    mut each: impl FnMut(usize, Result<Batch<'a>, Invalid>),
+) -> Result<usize, Invalid> {
+    let text =
+        std::str::from_utf8(body).map_err(|e| Invalid::NotJson(format!("not UTF-8: {e}")))?;
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            let count = for_each_element(text, |i, raw| {
+                if i >= max_batches {
+                    return Err(Invalid::TooManyBatches { limit: max_batches });
+                }
+                each(i, validate_batch(raw));
+                Ok(())
+            })
+            .map_err(|e| match e {
+                ElementsError::Stopped(why) => why,
+                ElementsError::Syntax(e) => Invalid::NotJson(e.to_string()),
+            })?;
+            if count == 0 {
+                return Err(Invalid::NoBatches);
+            }
+            Ok(count)
+        }
+        Some(b'{') => {
+            let raw = serde_json::from_str::<&RawValue>(text)
+                .map_err(|e| Invalid::NotJson(e.to_string()))?;
+            each(0, validate_batch(raw));
+            Ok(1)
+        }
         _ => match serde_json::from_str::<&RawValue>(text) {
-            Ok(_) => Parsed::Unreadable(Invalid::NotABatch),
-            Err(e) => Parsed::Unreadable(Invalid::NotJson(e.to_string())),
+            Ok(_) => Err(Invalid::NotABatch),
+            Err(e) => Err(Invalid::NotJson(e.to_string())),
         },
+    }
+}
+
+/// Why [`for_each_element`] stopped before the end of the array.
+enum ElementsError {
+    /// The text is not a JSON array (or not JSON).
+    Syntax(serde_json::Error),
+    /// The callback refused an element.
+    Stopped(Invalid),
+}
+
+/// Reads the JSON array `text` one element at a time, as borrowed raw text,
+/// handing each to `each` with its index; returns the element count. Only the
+/// current element is held, whatever the length of the array.
+fn for_each_element<'a>(
+    text: &'a str,
+    each: impl FnMut(usize, &'a RawValue) -> Result<(), Invalid>,
+) -> Result<usize, ElementsError> {
+    struct Elements<F> {
+        each: F,
+        count: usize,
+        stopped: Option<Invalid>,
+    }
+    impl<'de, F: FnMut(usize, &'de RawValue) -> Result<(), Invalid>> serde::de::Visitor<'de>
+        for &mut Elements<F>
+    {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                if let Err(why) = (self.each)(self.count, raw) {
+                    self.stopped = Some(why);
+                    // The message is never shown: the recorded reason replaces it.
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+                self.count += 1;
+            }
+            Ok(())
+        }
+    }
+
+    let mut elements = Elements {
+        each,
+        count: 0,
+        stopped: None,
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let read = serde::Deserializer::deserialize_seq(&mut deserializer, &mut elements)
+        .and_then(|()| deserializer.end());
+    match (read, elements.stopped) {
+        (_, Some(why)) => Err(ElementsError::Stopped(why)),
+        (Err(e), None) => Err(ElementsError::Syntax(e)),
+        (Ok(()), None) => Ok(elements.count),
     }
 }
 
@@ -176,20 +272,17 @@ fn validate_batch(raw: &RawValue) -> Result<Batch<'_>, Invalid> {
         }
     };
 
-    let events = fields.events.ok_or(Invalid::Missing("events"))?;
-    let events: Vec<&RawValue> =
-        serde_json::from_str(events.get()).map_err(|_| bad("events", "must be an array"))?;
-    if events.is_empty() {
-        return Err(bad("events", "must not be empty"));
-    }
-    if events.len() > MAX_EVENTS_PER_BATCH {
-        return Err(bad("events", "more than 10000 events"));
-    }
-
+    let events_text = fields.events.ok_or(Invalid::Missing("events"))?;
+    let mut events: Vec<&RawValue> = Vec::new();
     let mut first_event_ms = u64::MAX;
     let mut last_event_ms = 0;
     let mut has_full_snapshot = false;
-    for (i, event) in events.iter().enumerate() {
+    // Counted and checked while reading, so an array of millions of events is
+    // refused at the 10 001st instead of being collected first.
+    for_each_element(events_text.get(), |i, event| {
+        if i >= MAX_EVENTS_PER_BATCH {
+            return Err(bad("events", "more than 10000 events"));
+        }
         let head: RawEvent<'_> = serde_json::from_str(event.get())
             .map_err(|_| bad(format!("event at events[{i}]"), "not an object"))?;
         let event_type = head
@@ -217,6 +310,15 @@ fn validate_batch(raw: &RawValue) -> Result<Batch<'_>, Invalid> {
         has_full_snapshot |= event_type == FULL_SNAPSHOT_TYPE;
         first_event_ms = first_event_ms.min(timestamp);
         last_event_ms = last_event_ms.max(timestamp);
+        events.push(event);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        ElementsError::Stopped(why) => why,
+        ElementsError::Syntax(_) => bad("events", "must be an array"),
+    })?;
+    if events.is_empty() {
+        return Err(bad("events", "must not be empty"));
     }
 
     Ok(Batch {
@@ -278,7 +380,7 @@ mod tests {
     use super::*;
 
     fn only(body: &str) -> Result<Batch<'_>, Invalid> {
-        match parse_body(body.as_bytes()) {
+        match parse_body(body.as_bytes(), 1000) {
             Parsed::Batches(mut b) if b.len() == 1 => b.remove(0),
             other => panic!("expected one batch, got {other:?}"),
         }
@@ -427,7 +529,7 @@ mod tests {
     #[test]
     fn arrays_validate_each_batch_on_its_own() {
         let body = format!(r#"[{{"sessionId":"a","seq":0,"events":[{EV}]}}, {{"seq":1}}, 5]"#);
-        let Parsed::Batches(batches) = parse_body(body.as_bytes()) else {
+        let Parsed::Batches(batches) = parse_body(body.as_bytes(), 1000) else {
             panic!()
         };
         assert!(batches[0].is_ok());
@@ -451,7 +553,7 @@ mod tests {
             ("\"x\"", "body is neither"),
             ("[1,", "body is not valid JSON"),
         ] {
-            match parse_body(body.as_bytes()) {
+            match parse_body(body.as_bytes(), 1000) {
                 Parsed::Unreadable(why) => {
                     assert!(why.to_string().starts_with(want), "{body}: {why}")
                 }
@@ -459,15 +561,54 @@ mod tests {
             }
         }
         assert!(matches!(
-            parse_body(&[0xff, 0xfe]),
+            parse_body(&[0xff, 0xfe], 1000),
             Parsed::Unreadable(Invalid::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn an_array_past_the_batch_cap_is_refused_without_reading_the_rest() {
+        let one = format!(r#"{{"sessionId":"a","seq":0,"events":[{EV}]}}"#);
+        let body = format!("[{}]", vec![one.as_str(); 3].join(","));
+        assert!(matches!(parse_body(body.as_bytes(), 3), Parsed::Batches(b) if b.len() == 3));
+        match parse_body(body.as_bytes(), 2) {
+            Parsed::Unreadable(why) => {
+                assert_eq!(why, Invalid::TooManyBatches { limit: 2 });
+                assert_eq!(why.to_string(), "body holds more than 2 batches");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The poison pill of the hostile-clients issue: millions of items, and
+        // the text after the cap is not even looked at (it is not valid JSON).
+        let mut seen = 0;
+        let poison = format!("[{}garbage", "1,".repeat(5_000_000));
+        let refused = for_each_batch(poison.as_bytes(), 1000, |_, batch| {
+            assert!(batch.is_err());
+            seen += 1;
+        });
+        assert_eq!(
+            refused.unwrap_err(),
+            Invalid::TooManyBatches { limit: 1000 }
+        );
+        assert_eq!(seen, 1000);
+    }
+
+    #[test]
+    fn an_error_after_some_batches_refuses_the_whole_body() {
+        let one = format!(r#"{{"sessionId":"a","seq":0,"events":[{EV}]}}"#);
+        let mut seen = 0;
+        let refused = for_each_batch(format!("[{one},{one},").as_bytes(), 10, |_, _| seen += 1);
+        assert!(matches!(refused, Err(Invalid::NotJson(_))));
+        assert_eq!(
+            seen, 2,
+            "batches before the error were handed out and must be discarded"
+        );
     }
 
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_body(&body);
+            let _ = parse_body(&body, 1000);
         }
 
         /// The consumer's whole front half on arbitrary input: sniff, decode
@@ -489,13 +630,13 @@ mod tests {
             };
             let declared = [Encoding::Identity, Encoding::Gzip, Encoding::Deflate, Encoding::Zstd][declared];
             if let Ok(decoded) = decode(&body, effective_encoding(declared, &body), 1 << 16) {
-                let _ = parse_body(&decoded);
+                let _ = parse_body(&decoded, 1000);
             }
         }
 
         #[test]
         fn arbitrary_json_like_text_never_panics(body in r#"[\[\]{}",:0-9a-zA-Z \-.]{0,200}"#) {
-            let _ = parse_body(body.as_bytes());
+            let _ = parse_body(body.as_bytes(), 1000);
         }
     }
 }

@@ -8,10 +8,11 @@
 //! - [`codec`]: content encodings, sniffing and bounded decoding.
 //! - [`batch`]: the batch schema and its validation.
 //! - [`store_error`]: the backend error, split retryable / permanent.
-//! - [`key_store`], [`session_store`], [`publisher`], [`source`]: the backend traits.
+//! - [`key_store`], [`session_store`], [`publisher`], [`source`], [`attempt_log`]:
+//!   the backend traits.
 //! - [`sqlite_writer`]: group commit for SQLite.
-//! - [`sqlite_queue`], [`sqlite_store`]: the embedded backends.
-//! - [`scylla_store`]: the distributed store.
+//! - [`sqlite_queue`], [`sqlite_store`], [`sqlite_attempts`]: the embedded backends.
+//! - [`scylla_store`], [`scylla_attempts`]: the distributed store.
 //! - [`store_flags`], [`kafka_flags`]: the backend flags both binaries share.
 //! - [`kafka_config`], [`kafka_publisher`], [`kafka_source`], [`kafka_admin`]: the
 //!   distributed queue (settings and overrides; producer and dead letters;
@@ -25,6 +26,7 @@
 
 pub mod admin;
 pub mod api_key;
+pub mod attempt_log;
 pub mod backend_url;
 pub mod backends;
 pub mod batch;
@@ -39,10 +41,12 @@ pub mod kafka_source;
 pub mod key_store;
 pub mod metric_names;
 pub mod publisher;
+pub mod scylla_attempts;
 pub mod scylla_store;
 pub mod session_store;
 pub mod shutdown;
 pub mod source;
+pub mod sqlite_attempts;
 pub mod sqlite_queue;
 pub mod sqlite_store;
 pub mod sqlite_writer;

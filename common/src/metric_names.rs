@@ -52,7 +52,9 @@ pub const CONSUMER_MESSAGES: &str = "lucent_consumer_messages_total";
 pub const CONSUMER_BATCHES_STORED: &str = "lucent_consumer_batches_stored_total";
 /// Counter. Events written to the store.
 pub const CONSUMER_EVENTS_STORED: &str = "lucent_consumer_events_stored_total";
-/// Counter. Messages dead-lettered, by `reason` (`decode`, `too_large`, `not_json`, `invalid_batch`, `broken_envelope`).
+/// Counter. Messages dead-lettered, by `reason` (`decode`, `too_large`, `not_json`,
+/// `invalid_batch`, `too_many_batches`, `broken_envelope`, `poison`: the message
+/// was in flight each time the consumer died, and is dead-lettered unprocessed).
 pub const CONSUMER_DEAD_LETTERS: &str = "lucent_consumer_dead_letters_total";
 /// Histogram, ratio. Decoded size divided by received size, per message.
 pub const CONSUMER_DECOMPRESSION_RATIO: &str = "lucent_consumer_decompression_ratio";

@@ -226,8 +226,9 @@ pub fn parse_consistency(name: &str) -> Result<Consistency, StoreError> {
 
 /// Keys, sessions and dead letters in a ScyllaDB keyspace.
 pub struct ScyllaStore {
-    session: Session,
+    pub(crate) session: Session,
     statements: Statements,
+    pub(crate) attempts: crate::scylla_attempts::AttemptStatements,
     /// `ScyllaOptions::ttl_secs`, as CQL binds it.
     ttl_secs: i32,
     /// Day buckets a listing reads at most: the retention in whole days, plus today
@@ -363,7 +364,7 @@ impl Statements {
 }
 
 /// Prepares an idempotent statement (all of ours are) at `consistency`.
-async fn prepare(
+pub(crate) async fn prepare(
     session: &Session,
     cql: &'static str,
     consistency: Consistency,
@@ -469,10 +470,19 @@ impl ScyllaStore {
                 .map_err(fail("creating a table"))?;
         }
 
+        let mut create = Statement::new(crate::scylla_attempts::CREATE_PROCESSING_ATTEMPTS);
+        create.set_is_idempotent(true);
+        session
+            .query_unpaged(create, ())
+            .await
+            .map_err(fail("creating a table"))?;
         let statements = Statements::prepare(&session, write, read).await?;
+        let attempts =
+            crate::scylla_attempts::AttemptStatements::prepare(&session, write, read).await?;
         Ok(ScyllaStore {
             session,
             statements,
+            attempts,
             ttl_secs: i32::try_from(options.ttl_secs).unwrap_or(i32::MAX),
             max_days_scanned: u64::from(options.ttl_secs).div_ceil(DAY_MS / 1000) + 2,
         })
@@ -1055,12 +1065,14 @@ impl SessionReader for ScyllaStore {
 }
 
 /// Which driver failures can never succeed as made.
-trait Permanence {
+pub(crate) trait Permanence {
     fn is_permanent(&self) -> bool;
 }
 
 /// Turns a driver error into a `StoreError` saying what we were doing.
-fn fail<E: Permanence + std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
+pub(crate) fn fail<E: Permanence + std::fmt::Display>(
+    what: &'static str,
+) -> impl Fn(E) -> StoreError {
     move |e| to_store_error(&e, format!("{what}: {e}"))
 }
 

@@ -69,8 +69,8 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (dead_at_ms);
 
 /// Keys, sessions and dead letters in one SQLite file.
 pub struct SqliteStore {
-    reader: SqliteReader,
-    writer: SqliteWriter,
+    pub(crate) reader: SqliteReader,
+    pub(crate) writer: SqliteWriter,
 }
 
 impl SqliteStore {
@@ -78,6 +78,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::sqlite_attempts::SCHEMA)?;
         Ok(SqliteStore {
             reader: SqliteReader::open(path)?,
             writer: SqliteWriter::start(conn, "lucent-store-writer")?,

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn a_small_batch_is_one_chunk() {
         let text = body(3);
-        let Parsed::Batches(b) = parse_body(text.as_bytes()) else {
+        let Parsed::Batches(b) = parse_body(text.as_bytes(), 1) else {
             panic!()
         };
         let batch = b[0].as_ref().unwrap();
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn a_large_batch_splits_into_parts_that_concatenate_back() {
         let text = body(400);
-        let Parsed::Batches(b) = parse_body(text.as_bytes()) else {
+        let Parsed::Batches(b) = parse_body(text.as_bytes(), 1) else {
             panic!()
         };
         let batch = b[0].as_ref().unwrap();
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn an_event_too_large_for_any_cell_is_reported() {
         let text = body(3);
-        let Parsed::Batches(b) = parse_body(text.as_bytes()) else {
+        let Parsed::Batches(b) = parse_body(text.as_bytes(), 1) else {
             panic!()
         };
         let err = chunks(b[0].as_ref().unwrap(), &meta(), 10).unwrap_err();

@@ -146,6 +146,20 @@ pub struct RunConfig {
     /// Most compressed bytes per stored cell; larger batches are split into parts.
     #[arg(long, env = "LUCENT_MAX_CHUNK_BYTES", default_value_t = 1_000_000)]
     pub max_chunk_bytes: usize,
+    /// Most batches in one message (a body that is an array of batches); a
+    /// body with more is dead-lettered whole. Browser SDKs send one batch per
+    /// request; server-side integrations that forward many sessions through one
+    /// key send tens to a few hundred per request.
+    #[arg(long, env = "LUCENT_MAX_BATCHES_PER_MESSAGE", default_value_t = 1_000)]
+    pub max_batches_per_message: usize,
+    /// Messages decoded, validated and compressed at the same time, on blocking
+    /// threads; 0: one per CPU the process may use.
+    #[arg(long, env = "LUCENT_DECODE_WORKERS", default_value_t = 0)]
+    pub decode_workers: usize,
+    /// Most decoded bytes held by all in-flight messages together; each message
+    /// reserves --max-decoded-bytes before it is decoded. At least --max-decoded-bytes.
+    #[arg(long, env = "LUCENT_MAX_DECODED_IN_FLIGHT_BYTES", default_value_t = 256 * 1_048_576)]
+    pub max_decoded_in_flight_bytes: usize,
     /// Milliseconds to wait for in-flight messages at shutdown.
     #[arg(long, env = "LUCENT_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
     pub drain_timeout_ms: u64,
@@ -160,9 +174,20 @@ impl RunConfig {
     }
 
     pub fn process_limits(&self) -> ProcessLimits {
+        let decode_workers = match self.decode_workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
         ProcessLimits {
             max_decoded_bytes: self.max_decoded_bytes,
             max_chunk_bytes: self.max_chunk_bytes,
+            max_batches_per_message: self.max_batches_per_message.max(1),
+            decode_workers,
+            // A budget below one message's reservation would only mean "one
+            // at a time"; say so by raising it rather than by stalling.
+            max_decoded_in_flight_bytes: self
+                .max_decoded_in_flight_bytes
+                .max(self.max_decoded_bytes),
         }
     }
 

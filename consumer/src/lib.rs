@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lucent_common::admin::{self, Readiness};
+use lucent_common::attempt_log::AttemptLog;
 use lucent_common::backends::{open_dead_letter_topic, open_source, Store};
 use lucent_common::clock::{Clock, SystemClock};
 use lucent_common::kafka_publisher::KafkaDeadLetterProducer;
@@ -33,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::RunConfig;
-use crate::pipeline::PipelineHealth;
+use crate::pipeline::{PipelineHealth, Stopped};
 use crate::process::Processor;
 
 /// How long one dead letter may wait for the Kafka DLQ topic's acknowledgement
@@ -66,7 +67,7 @@ pub async fn run(
     config: &RunConfig,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), StartError> {
+) -> Result<Stopped, StartError> {
     let store = config
         .store
         .open(config.retention.secs())
@@ -86,7 +87,7 @@ pub async fn run(
     let dead_letter_topic =
         open_dead_letter_topic(&config.queue, &overrides, DEAD_LETTER_TOPIC_TIMEOUT)
             .map_err(queue_error)?;
-    run_with(
+    Ok(run_with(
         config,
         source,
         store,
@@ -95,11 +96,11 @@ pub async fn run(
         admin_listener,
         shutdown,
     )
-    .await;
-    Ok(())
+    .await)
 }
 
-/// Consumes `source` into `store` until `shutdown` resolves; tests call this directly.
+/// Consumes `source` into `store` until `shutdown` resolves, then says whether
+/// anything was left behind; tests call this directly.
 pub async fn run_with(
     config: &RunConfig,
     source: Arc<dyn Source>,
@@ -108,7 +109,7 @@ pub async fn run_with(
     clock: Arc<dyn Clock>,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-) {
+) -> Stopped {
     // The recorder must exist before the first series is created.
     let metrics = lucent_common::telemetry::prometheus();
     register_metrics();
@@ -124,28 +125,38 @@ pub async fn run_with(
         },
     ));
     let expiry = spawn_expiry(store.clone(), clock.clone(), config.retention.millis());
-    let processor = Arc::new(Processor {
-        store: store as Arc<dyn SessionStore>,
+    let processor = Arc::new(Processor::new(
+        store.clone() as Arc<dyn SessionStore>,
         dead_letter_topic,
         clock,
-        limits: config.process_limits(),
-        stopping: stop_rx.clone(),
-    });
+        config.process_limits(),
+        stop_rx.clone(),
+    ));
     let pipeline = tokio::spawn(pipeline::run(
         source,
         processor,
+        store as Arc<dyn AttemptLog>,
+        config.consumer_group.clone(),
         config.pipeline_limits(),
         health,
         stop_rx,
     ));
     shutdown.await;
     let _ = stop_tx.send(true);
-    if let Err(e) = pipeline.await {
-        tracing::error!(error = %e, "pipeline task failed");
-    }
+    let stopped = match pipeline.await {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            tracing::error!(error = %e, "pipeline task failed");
+            Stopped {
+                abandoned: 0,
+                commit_failed: true,
+            }
+        }
+    };
     expiry.abort();
     let _ = stop_admin.send(());
     let _ = admin_task.await;
+    stopped
 }
 
 /// Creates the series alerts and dashboards refer to, at zero.
@@ -160,7 +171,9 @@ fn register_metrics() {
             "too_large",
             "not_json",
             "invalid_batch",
+            "too_many_batches",
             "broken_envelope",
+            "poison",
         ],
     );
     zero_counter(

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::Parser;
 use lucent_common::backends::Store;
@@ -47,7 +49,14 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
     tracing::info!(admin = %admin.local_addr()?, queue = %config.queue, store = %config.store.store, "lucent-consumer running");
-    lucent_consumer::run(&config, admin, lucent_common::shutdown::signal()).await?;
+    let shutdown = lucent_common::shutdown::signal_with_deadline(Duration::from_millis(
+        config.drain_timeout_ms,
+    ));
+    let stopped = lucent_consumer::run(&config, admin, shutdown).await?;
+    if !stopped.is_clean() {
+        // Everything left is redelivered; the status tells the orchestrator.
+        std::process::exit(lucent_common::shutdown::EXIT_WORK_ABANDONED);
+    }
     Ok(())
 }
 

@@ -10,11 +10,12 @@ use lucent_common::clock::{Clock, SystemClock};
 use lucent_common::codec::Encoding;
 use lucent_common::envelope::{new_batch_id, Envelope, EnvelopeMeta};
 use lucent_common::publisher::Publisher;
-use lucent_common::session_store::SessionReader;
+use lucent_common::session_store::{PageRequest, SessionReader};
 use lucent_common::source::Source;
 use lucent_common::sqlite_queue::{SqlitePublisher, SqliteSource};
 use lucent_common::sqlite_store::SqliteStore;
 use lucent_consumer::config::RunConfig;
+use lucent_consumer::pipeline::Stopped;
 use lucent_consumer::read_cli::export_session;
 use serde_json::{json, Value};
 
@@ -23,7 +24,7 @@ struct Harness {
     publisher: SqlitePublisher,
     store: Arc<SqliteStore>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Stopped>>,
 }
 
 impl Harness {
@@ -67,12 +68,13 @@ impl Harness {
         self.stop = Some(stop);
     }
 
-    async fn stop_consumer(&mut self) {
+    async fn stop_consumer(&mut self) -> Stopped {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
+        match self.task.take() {
+            Some(task) => task.await.unwrap(),
+            None => Stopped::default(),
         }
     }
 
@@ -177,7 +179,12 @@ async fn export_orders_by_window_then_seq_then_position() {
     let expected: Vec<u64> = (0..13).chain(100..102).collect();
     assert_eq!(order, expected);
 
-    let sessions = h.store.list_sessions("org", 0, u64::MAX).await.unwrap();
+    let sessions = h
+        .store
+        .list_sessions("org", 0, u64::MAX, &PageRequest::first(1000))
+        .await
+        .unwrap()
+        .sessions;
     assert_eq!(sessions.len(), 1);
     let s = &sessions[0];
     assert_eq!(s.event_count, 15);
@@ -211,7 +218,12 @@ async fn duplicate_delivery_and_client_retries_store_each_event_once() {
     h.start_consumer(|_| {}).await;
     h.drained().await;
     assert_eq!(h.export("org", "dup").await, events(0, 5, t0));
-    let sessions = h.store.list_sessions("org", 0, u64::MAX).await.unwrap();
+    let sessions = h
+        .store
+        .list_sessions("org", 0, u64::MAX, &PageRequest::first(1000))
+        .await
+        .unwrap()
+        .sessions;
     assert_eq!(sessions[0].event_count, 5);
 }
 
@@ -251,14 +263,20 @@ async fn org_a_never_sees_org_b_session_of_the_same_id() {
     assert_eq!(h.export("org-a", "same").await, events(0, 2, t0));
     assert_eq!(h.export("org-b", "same").await, events(50, 3, t0));
     assert_eq!(
-        h.store.list_sessions("org-a", 0, u64::MAX).await.unwrap()[0].event_count,
+        h.store
+            .list_sessions("org-a", 0, u64::MAX, &PageRequest::first(1000))
+            .await
+            .unwrap()
+            .sessions[0]
+            .event_count,
         2
     );
     assert!(h
         .store
-        .list_sessions("org-c", 0, u64::MAX)
+        .list_sessions("org-c", 0, u64::MAX, &PageRequest::first(1000))
         .await
         .unwrap()
+        .sessions
         .is_empty());
 }
 
@@ -335,6 +353,76 @@ async fn gzip_bomb_and_garbage_land_in_the_dead_letter_store() {
         .iter()
         .any(|l| l.reason.starts_with("corrupt or truncated zstd stream")));
     assert_eq!(h.export("org", "survivor").await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_array_of_millions_of_items_is_dead_lettered_whole_and_the_rest_flows() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    // The hostile-clients poison pill: ~32 KiB of gzip that expands to
+    // `[1,1,1,…]`, 16.7 million items just under the 32 MiB decode limit.
+    let mut poison = Vec::with_capacity(32 << 20);
+    poison.push(b'[');
+    while poison.len() < (32 << 20) - 4 {
+        poison.extend_from_slice(b"1,");
+    }
+    poison.extend_from_slice(b"1]");
+    let id = h.publish("org", Encoding::Gzip, gzip(&poison)).await;
+    drop(poison);
+    h.publish_json("org", &batch("survivor", "", 0, events(0, 3, t0)))
+        .await;
+    h.drained().await;
+    let letters = h.store.list_dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].batch_id, id);
+    assert_eq!(letters[0].reason, "body holds more than 1000 batches");
+    assert_eq!(h.export("org", "survivor").await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_body_of_batches_up_to_the_cap_is_stored_and_one_more_is_refused() {
+    let h = Harness::start(|c| c.max_batches_per_message = 300).await;
+    let t0 = now_ms();
+    let full: Vec<Value> = (0..300)
+        .map(|i| batch(&format!("s{i}"), "", 0, events(0, 1, t0)))
+        .collect();
+    h.publish_json("org", &Value::Array(full.clone())).await;
+    let mut over = full;
+    over.push(batch("one-too-many", "", 0, events(0, 1, t0)));
+    let refused = h.publish_json("org", &Value::Array(over)).await;
+    h.drained().await;
+    for i in [0, 150, 299] {
+        assert_eq!(h.export("org", &format!("s{i}")).await.len(), 1);
+    }
+    assert!(h.export("org", "one-too-many").await.is_empty());
+    let letters = h.store.list_dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].batch_id, refused);
+    assert_eq!(letters[0].reason, "body holds more than 300 batches");
+}
+
+#[tokio::test]
+async fn a_body_of_many_invalid_batches_keeps_twenty_reasons_and_a_count() {
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    let mut body: Vec<Value> = (0..500)
+        .map(|i| json!({"sessionId": format!("bad{i}")}))
+        .collect();
+    body.push(batch("good", "", 0, events(0, 1, t0)));
+    h.publish_json("org", &Value::Array(body)).await;
+    h.drained().await;
+    assert_eq!(h.export("org", "good").await.len(), 1);
+    let letters = h.store.list_dead_letters(10).await.unwrap();
+    let reason = &letters[0].reason;
+    assert!(
+        reason.starts_with("batch[0]: missing seq; batch[1]: missing seq;"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("batch[19]: missing seq; and 480 more batches refused"),
+        "{reason}"
+    );
+    assert!(!reason.contains("batch[20]"), "{reason}");
 }
 
 #[tokio::test]
