@@ -22,23 +22,51 @@
 //!   partition (atomic and isolated there), together with a range delete of
 //!   `part >= part_count`, which removes what an earlier, larger write of the same
 //!   batch left behind. Every cell is written `USING TTL` (retention).
-//! - [`CREATE_SESSIONS_BY_DAY`]: `sessions_by_day ((org_id, day), session_id)`, the
-//!   listing index, keyed by the day the chunk was *received*
-//!   (`received_ms / 86_400_000`). An organization's sessions cannot be listed from
-//!   `session_chunks` without a full scan, and one partition per organization would
-//!   grow without bound; a partition per organization and day stays bounded and
-//!   expires with its TTL. Listing scans the day buckets around the requested range
-//!   (event time and receipt time are close; one day of slack each side) and then
-//!   aggregates each session from its chunk rows, reading the summary columns only,
-//!   never the blobs.
-//! - [`CREATE_DEAD_LETTERS`]: `dead_letters ((day), dead_at_ms, batch_id)`, the listing of
-//!   dead letters, one partition per day of dead-lettering (for all organizations:
-//!   dead letters are rare), newest first inside it, so "the newest N" reads the
-//!   most recent day buckets until it has N.
+//! - [`CREATE_SESSIONS_BY_HOUR`]: `sessions_by_hour ((org_id, hour), session_id)`,
+//!   the listing index, keyed by the hour a chunk was *received*
+//!   (`received_ms / 3_600_000`, the ingest server's clock, which no client sets).
+//!   An organization's sessions cannot be listed from `session_chunks` without a
+//!   full scan, and one partition per organization would grow without bound.
+//!   Every batch writes its session's row in the hour it was received: an upsert
+//!   of the same few bytes, idempotent, and what makes "the earliest hour a
+//!   session was received in" readable from the index. Writing only for `seq` 0
+//!   would miss sessions whose first batch arrives late or never.
+//!   Listing walks the hours around the requested range in order (event time and
+//!   receipt time are close; one day of slack each side), reads each hour's ids in
+//!   clustering order from a cursor (`session_id > ?`), and aggregates each session
+//!   from its chunk rows, reading the summary columns only, never the blobs. A
+//!   session received over several hours is listed in the earliest of them the
+//!   listing reads; the page cursor is that hour and the last id examined.
+//! - [`CREATE_DEAD_LETTERS_BY_HOUR`]: `dead_letters_by_hour ((hour, shard), dead_at_ms, batch_id)`,
+//!   the listing of dead letters of all organizations, by hour of dead-lettering and
+//!   one of [`DEAD_LETTER_SHARDS`] shards picked by a hash of the batch id (assigned
+//!   by ingest, not by the client), newest first inside a partition. "The newest N"
+//!   reads hours newest first, all shards of an hour at once, until it has N; every
+//!   query reads one partition.
 //!   [`CREATE_DEAD_LETTER_BODIES`]: `dead_letter_bodies (batch_id PK)` holds the
 //!   original bytes, apart from the listing so that listing never reads megabytes of
-//!   bodies, and remembers where its listing row is, so that writing the same batch id
-//!   again (idempotent by batch id, like SQLite) moves that row instead of adding one.
+//!   bodies, and remembers when its letter was dead-lettered, which with the batch id
+//!   locates its listing row: writing the same batch id again (idempotent by batch id,
+//!   like SQLite) moves that row instead of adding one.
+//!
+//! # How large a partition can get
+//!
+//! Rows reach these tables at most as fast as ingest admits requests: a key makes
+//! at most `R` requests a minute (its override, else 100), each body at most
+//! 1 MiB on the wire, holding at most `B` batches (consumer
+//! `--max-batches-per-message`, default 1 000). An organization with keys
+//! `k1…kn` therefore adds to one `sessions_by_hour` partition at most
+//! `60 × (R1 + … + Rn) × B` session ids an hour, whatever sessions it invents:
+//! 6 000 000 ids (at most 128 bytes each) for one key at the default
+//! limits, 6 000 for a browser SDK's one batch per request. `B`, not the request
+//! rate, dominates that bound. A hash of the session id would not split a
+//! partition further against a client that picks its ids; the hour is the server's.
+//! A message dead-letters at most once, so one `dead_letters_by_hour` partition
+//! receives at most `60 × ΣR / 16` rows an hour on average, `ΣR` summed over every
+//! key of every organization: 375 rows per partition for each key at the default
+//! limit. A row there carries the validation reason, which grows with the number
+//! of invalid batches in the body.
+//! `session_chunks` is one partition per session and not bounded by this change.
 //!
 //! Retention is CQL's TTL on every write, so [`SessionStore::expire_before`] has
 //! nothing to do here.
@@ -75,7 +103,8 @@ use crate::api_key::ApiKey;
 use crate::clock::{Clock, SystemClock};
 use crate::key_store::{KeyRecord, KeyStore};
 use crate::session_store::{
-    Chunk, DeadLetter, DeadLetterSummary, SessionReader, SessionStore, SessionSummary,
+    Chunk, DeadLetter, DeadLetterSummary, PageRequest, SessionPage, SessionReader, SessionStore,
+    SessionSummary,
 };
 use crate::store_error::StoreError;
 
@@ -108,28 +137,31 @@ pub const CREATE_SESSION_CHUNKS: &str = "CREATE TABLE IF NOT EXISTS session_chun
     PRIMARY KEY ((org_id, session_id), window_id, seq, part)
 ) WITH compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}";
 
-/// Which sessions of an organization received chunks on a day (`received_ms / 86_400_000`).
-pub const CREATE_SESSIONS_BY_DAY: &str = "CREATE TABLE IF NOT EXISTS sessions_by_day (
+/// Which sessions of an organization received chunks in an hour (`received_ms / 3_600_000`).
+pub const CREATE_SESSIONS_BY_HOUR: &str = "CREATE TABLE IF NOT EXISTS sessions_by_hour (
     org_id text,
-    day bigint,
+    hour bigint,
     session_id text,
-    PRIMARY KEY ((org_id, day), session_id)
+    PRIMARY KEY ((org_id, hour), session_id)
 ) WITH compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}";
 
-/// Dead letters without their bodies, by day of dead-lettering (`dead_at_ms / 86_400_000`), newest first.
-pub const CREATE_DEAD_LETTERS: &str = "CREATE TABLE IF NOT EXISTS dead_letters (
-    day bigint,
+/// Dead letters without their bodies, by hour of dead-lettering (`dead_at_ms / 3_600_000`)
+/// and shard ([`dead_letter_shard`] of the batch id), newest first.
+pub const CREATE_DEAD_LETTERS_BY_HOUR: &str = "CREATE TABLE IF NOT EXISTS dead_letters_by_hour (
+    hour bigint,
+    shard int,
     dead_at_ms bigint,
     batch_id text,
     org_id text,
     reason text,
     received_ms bigint,
     size_bytes bigint,
-    PRIMARY KEY ((day), dead_at_ms, batch_id)
+    PRIMARY KEY ((hour, shard), dead_at_ms, batch_id)
 ) WITH CLUSTERING ORDER BY (dead_at_ms DESC, batch_id ASC)
   AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}";
 
-/// Dead letters' original headers and bodies, and where each one's listing row is (`day`, `dead_at_ms`).
+/// Dead letters' original headers and bodies, and when each was dead-lettered
+/// (`dead_at_ms`; `day` is that time's day, unused).
 pub const CREATE_DEAD_LETTER_BODIES: &str = "CREATE TABLE IF NOT EXISTS dead_letter_bodies (
     batch_id text PRIMARY KEY,
     day bigint,
@@ -143,12 +175,18 @@ pub const CREATE_DEAD_LETTER_BODIES: &str = "CREATE TABLE IF NOT EXISTS dead_let
 const TABLES: [&str; 5] = [
     CREATE_API_KEYS,
     CREATE_SESSION_CHUNKS,
-    CREATE_SESSIONS_BY_DAY,
-    CREATE_DEAD_LETTERS,
+    CREATE_SESSIONS_BY_HOUR,
+    CREATE_DEAD_LETTERS_BY_HOUR,
     CREATE_DEAD_LETTER_BODIES,
 ];
 
 const DAY_MS: u64 = 86_400_000;
+const HOUR_MS: u64 = 3_600_000;
+
+/// Partitions of one hour of dead letters: they divide what every key of every
+/// organization can dead-letter in an hour, and listing an hour reads them all
+/// at once. Changing it moves where [`dead_letter_shard`] looks for a row.
+pub const DEAD_LETTER_SHARDS: i32 = 16;
 
 /// CQL's largest TTL (20 years), in seconds.
 const MAX_TTL_SECS: u32 = 630_720_000;
@@ -162,9 +200,16 @@ const MAX_BATCH_BLOB_BYTES: usize = 8 << 20;
 /// stays around 16 MiB whatever the server's own page limits are.
 const CHUNK_PAGE_ROWS: i32 = 16;
 
-/// Day buckets read at once while listing sessions: a listing is an operator's
-/// query, it should not queue thousands of requests on the cluster.
-const DAY_QUERIES_IN_FLIGHT: usize = 8;
+/// Hour buckets whose first index rows a session listing reads ahead: most hours
+/// of a long range are empty, and reading them one at a time would cost a round
+/// trip each. A listing is an operator's query; it should not queue thousands of
+/// requests on the cluster either.
+const HOUR_QUERIES_IN_FLIGHT: usize = 8;
+
+/// Session ids read from one hour's index partition at a time, whatever the page
+/// size: at least enough that sessions filtered out by event time do not cost a
+/// round trip each, at most what a page may hold.
+const INDEX_ROWS_PER_READ: std::ops::RangeInclusive<usize> = 32..=1000;
 
 /// Sessions aggregated at once while listing, for the same reason.
 const SESSION_QUERIES_IN_FLIGHT: usize = 32;
@@ -231,9 +276,9 @@ pub struct ScyllaStore {
     pub(crate) attempts: crate::scylla_attempts::AttemptStatements,
     /// `ScyllaOptions::ttl_secs`, as CQL binds it.
     ttl_secs: i32,
-    /// Day buckets a listing reads at most: the retention in whole days, plus today
-    /// and one day of clock skew into tomorrow. Older buckets have expired.
-    max_days_scanned: u64,
+    /// `ScyllaOptions::ttl_secs` in milliseconds: listings read no bucket older than
+    /// that (and a day of slack), it has expired.
+    retention_ms: u64,
 }
 
 /// Every statement the store runs, prepared once at connect.
@@ -244,13 +289,13 @@ struct Statements {
     revoke_key: PreparedStatement,
     insert_chunk: PreparedStatement,
     delete_stale_parts: PreparedStatement,
-    insert_session_day: PreparedStatement,
-    select_sessions_of_day: PreparedStatement,
+    insert_session_hour: PreparedStatement,
+    select_sessions_of_hour: PreparedStatement,
     select_chunk_summaries: PreparedStatement,
     select_chunks: PreparedStatement,
     insert_dead_letter: PreparedStatement,
     delete_dead_letter: PreparedStatement,
-    select_dead_letters_of_day: PreparedStatement,
+    select_dead_letters_of_hour: PreparedStatement,
     insert_dead_letter_body: PreparedStatement,
     select_dead_letter_location: PreparedStatement,
     select_dead_letter_body: PreparedStatement,
@@ -300,13 +345,14 @@ impl Statements {
                 write,
             )
             .await?,
-            insert_session_day: p(
-                "INSERT INTO sessions_by_day (org_id, day, session_id) VALUES (?, ?, ?) USING TTL ?",
+            insert_session_hour: p(
+                "INSERT INTO sessions_by_hour (org_id, hour, session_id) VALUES (?, ?, ?) USING TTL ?",
                 write,
             )
             .await?,
-            select_sessions_of_day: p(
-                "SELECT session_id FROM sessions_by_day WHERE org_id = ? AND day = ?",
+            select_sessions_of_hour: p(
+                "SELECT session_id FROM sessions_by_hour
+                 WHERE org_id = ? AND hour = ? AND session_id > ? LIMIT ?",
                 read,
             )
             .await?,
@@ -327,19 +373,21 @@ impl Statements {
             )
             .await?,
             insert_dead_letter: p(
-                "INSERT INTO dead_letters (day, dead_at_ms, batch_id, org_id, reason, received_ms, size_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?",
+                "INSERT INTO dead_letters_by_hour (hour, shard, dead_at_ms, batch_id, org_id, reason,
+                     received_ms, size_bytes)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
                 write,
             )
             .await?,
             delete_dead_letter: p(
-                "DELETE FROM dead_letters WHERE day = ? AND dead_at_ms = ? AND batch_id = ?",
+                "DELETE FROM dead_letters_by_hour
+                 WHERE hour = ? AND shard = ? AND dead_at_ms = ? AND batch_id = ?",
                 write,
             )
             .await?,
-            select_dead_letters_of_day: p(
+            select_dead_letters_of_hour: p(
                 "SELECT batch_id, org_id, reason, received_ms, dead_at_ms, size_bytes
-                 FROM dead_letters WHERE day = ? LIMIT ?",
+                 FROM dead_letters_by_hour WHERE hour = ? AND shard = ? LIMIT ?",
                 read,
             )
             .await?,
@@ -350,7 +398,7 @@ impl Statements {
             )
             .await?,
             select_dead_letter_location: p(
-                "SELECT day, dead_at_ms FROM dead_letter_bodies WHERE batch_id = ?",
+                "SELECT dead_at_ms FROM dead_letter_bodies WHERE batch_id = ?",
                 read,
             )
             .await?,
@@ -484,7 +532,7 @@ impl ScyllaStore {
             statements,
             attempts,
             ttl_secs: i32::try_from(options.ttl_secs).unwrap_or(i32::MAX),
-            max_days_scanned: u64::from(options.ttl_secs).div_ceil(DAY_MS / 1000) + 2,
+            retention_ms: u64::from(options.ttl_secs) * 1000,
         })
     }
 
@@ -591,15 +639,20 @@ impl ScyllaStore {
         Ok(())
     }
 
-    /// Records the session in the listing index of each day its parts were received on.
-    async fn write_session_days(&self, parts: &[Chunk]) -> Result<(), StoreError> {
+    /// Records the session in the listing index of each hour its parts were received in.
+    async fn write_session_hours(&self, parts: &[Chunk]) -> Result<(), StoreError> {
         let first = &parts[0];
-        let days: BTreeSet<u64> = parts.iter().map(|c| c.received_ms / DAY_MS).collect();
-        for day in days {
+        let hours: BTreeSet<u64> = parts.iter().map(|c| c.received_ms / HOUR_MS).collect();
+        for hour in hours {
             self.session
                 .execute_unpaged(
-                    &self.statements.insert_session_day,
-                    (&first.org_id, to_i64(day), &first.session_id, self.ttl_secs),
+                    &self.statements.insert_session_hour,
+                    (
+                        &first.org_id,
+                        to_i64(hour),
+                        &first.session_id,
+                        self.ttl_secs,
+                    ),
                 )
                 .await
                 .map_err(fail("writing the session index"))?;
@@ -607,22 +660,42 @@ impl ScyllaStore {
         Ok(())
     }
 
-    async fn sessions_of_day(&self, org_id: &str, day: u64) -> Result<Vec<String>, StoreError> {
+    /// At most `limit` ids of sessions received in `hour`, after `after`, in order.
+    async fn session_ids_of_hour(
+        &self,
+        org_id: &str,
+        hour: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = self
             .query_all(
-                &self.statements.select_sessions_of_day,
-                (org_id, to_i64(day)),
+                &self.statements.select_sessions_of_hour,
+                (
+                    org_id,
+                    to_i64(hour),
+                    after,
+                    i32::try_from(limit).unwrap_or(i32::MAX),
+                ),
                 "reading the session index",
             )
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    async fn summarize_session(
+    /// A session found in the index of `hour`, with its summary if the listing of
+    /// `[since_ms, until_ms]` shows it there: its events overlap the range and
+    /// `hour` is the earliest hour from `first_hour` on in which it received a
+    /// chunk, so a session received over several hours is listed once.
+    async fn listing_entry(
         &self,
         org_id: &str,
         session_id: String,
-    ) -> Result<Option<SessionSummary>, StoreError> {
+        hour: u64,
+        first_hour: u64,
+        since_ms: u64,
+        until_ms: u64,
+    ) -> Result<(String, Option<SessionSummary>), StoreError> {
         let rows: Vec<ChunkSummaryRow> = self
             .query_all(
                 &self.statements.select_chunk_summaries,
@@ -630,7 +703,18 @@ impl ScyllaStore {
                 "reading session chunks",
             )
             .await?;
-        Ok(summarize(session_id, &rows))
+        let listed_in = rows
+            .iter()
+            .map(|r| to_u64(r.received_ms) / HOUR_MS)
+            .filter(|h| *h >= first_hour)
+            .min();
+        let summary = if listed_in == Some(hour) {
+            summarize(session_id.clone(), &rows)
+                .filter(|s| s.last_event_ms >= since_ms && s.first_event_ms <= until_ms)
+        } else {
+            None
+        };
+        Ok((session_id, summary))
     }
 }
 
@@ -775,16 +859,40 @@ fn summarize(session_id: String, rows: &[ChunkSummaryRow]) -> Option<SessionSumm
     })
 }
 
-/// The day buckets a listing of `[since_ms, until_ms]` reads: one day of slack on
-/// each side of the range (chunks are bucketed by receipt, filtered by event time),
-/// nothing after tomorrow (nothing is received in the future) and nothing before
-/// the `max_days` buckets ending tomorrow (older buckets have expired).
-fn days_to_scan(since_ms: u64, until_ms: u64, today: u64, max_days: u64) -> RangeInclusive<u64> {
-    let newest = today + 1;
-    let oldest = newest.saturating_sub(max_days.saturating_sub(1));
-    let hi = (until_ms / DAY_MS).saturating_add(1).min(newest);
-    let lo = (since_ms / DAY_MS).saturating_sub(1).max(oldest);
+/// The hour buckets a listing of `[since_ms, until_ms]` reads at `now_ms`: a day
+/// of slack on each side of the range (sessions are bucketed by receipt, filtered
+/// by event time), nothing more than an hour ahead of now (receipt times come from
+/// the ingest servers' clocks) and nothing received more than `retention_ms` and a
+/// day (consumer lag) ago, which has expired.
+fn hours_to_scan(
+    since_ms: u64,
+    until_ms: u64,
+    now_ms: u64,
+    retention_ms: u64,
+) -> RangeInclusive<u64> {
+    let newest = now_ms.saturating_add(HOUR_MS);
+    let oldest = now_ms.saturating_sub(retention_ms.saturating_add(DAY_MS));
+    let hi = until_ms.saturating_add(DAY_MS).min(newest) / HOUR_MS;
+    let lo = since_ms.saturating_sub(DAY_MS).max(oldest) / HOUR_MS;
     lo..=hi
+}
+
+/// Reads a session listing cursor, `HOUR:SESSION_ID`.
+fn parse_cursor(cursor: &str) -> Result<(u64, &str), StoreError> {
+    cursor
+        .split_once(':')
+        .and_then(|(hour, id)| Some((hour.parse().ok()?, id)))
+        .ok_or_else(|| StoreError::Permanent(format!("not a session listing cursor: {cursor:?}")))
+}
+
+/// The shard of a dead letter's listing row: FNV-1a of the batch id, which
+/// ingest assigns, so a flood spreads evenly. Fixed forever: moving a letter
+/// finds its old row by it.
+pub fn dead_letter_shard(batch_id: &str) -> i32 {
+    let hash = batch_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (hash % DEAD_LETTER_SHARDS.unsigned_abs()) as i32
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -891,22 +999,24 @@ impl SessionStore for ScyllaStore {
         }
         // Either failing fails the call, and the caller retries both; a session is
         // listable as soon as any of its chunks is readable, or soon after.
-        tokio::try_join!(self.write_session_days(parts), self.write_chunks(parts))?;
+        tokio::try_join!(self.write_session_hours(parts), self.write_chunks(parts))?;
         Ok(())
     }
 
     async fn put_dead_letter(&self, d: &DeadLetter) -> Result<(), StoreError> {
-        let here = (to_i64(d.dead_at_ms / DAY_MS), to_i64(d.dead_at_ms));
+        let at = to_i64(d.dead_at_ms);
+        let shard = dead_letter_shard(&d.batch_id);
         let previous = self
-            .query_one::<(Option<i64>, Option<i64>)>(
+            .query_one::<(Option<i64>,)>(
                 &self.statements.select_dead_letter_location,
                 (&d.batch_id,),
                 "reading a dead letter",
             )
             .await?;
         let listing = (
-            here.0,
-            here.1,
+            to_i64(d.dead_at_ms / HOUR_MS),
+            shard,
+            at,
             &d.batch_id,
             &d.org_id,
             &d.reason,
@@ -923,13 +1033,15 @@ impl SessionStore for ScyllaStore {
         // Written again under the same batch id at another time: move its listing row
         // rather than add one. In this order a failure at any step leaves the body
         // pointing at the row a retry must still remove.
-        let moved_from = previous
-            .and_then(|(day, at)| Some((day?, at?)))
-            .filter(|old| *old != here);
-        if let Some((day, at)) = moved_from {
+        let moved_from = previous.and_then(|(old,)| old).filter(|old| *old != at);
+        if let Some(old) = moved_from {
             write_listing().await?;
+            let old_hour = to_i64(to_u64(old) / HOUR_MS);
             self.session
-                .execute_unpaged(&self.statements.delete_dead_letter, (day, at, &d.batch_id))
+                .execute_unpaged(
+                    &self.statements.delete_dead_letter,
+                    (old_hour, shard, old, &d.batch_id),
+                )
                 .await
                 .map_err(fail("moving a dead letter"))?;
         }
@@ -938,8 +1050,8 @@ impl SessionStore for ScyllaStore {
                 &self.statements.insert_dead_letter_body,
                 (
                     &d.batch_id,
-                    here.0,
-                    here.1,
+                    to_i64(d.dead_at_ms / DAY_MS),
+                    at,
                     &d.org_id,
                     &d.headers_json,
                     &d.body,
@@ -971,29 +1083,78 @@ impl SessionReader for ScyllaStore {
         org_id: &str,
         since_ms: u64,
         until_ms: u64,
-    ) -> Result<Vec<SessionSummary>, StoreError> {
-        let today = SystemClock.now_ms() / DAY_MS;
-        let days = days_to_scan(since_ms, until_ms, today, self.max_days_scanned);
-        let session_ids: BTreeSet<String> = stream::iter(days)
-            .map(|day| self.sessions_of_day(org_id, day))
-            .buffer_unordered(DAY_QUERIES_IN_FLIGHT)
-            .try_collect::<Vec<Vec<String>>>()
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut sessions: Vec<SessionSummary> = stream::iter(session_ids)
-            .map(|id| self.summarize_session(org_id, id))
-            .buffer_unordered(SESSION_QUERIES_IN_FLIGHT)
-            .try_filter_map(|s| async move {
-                Ok(s.filter(|s| s.last_event_ms >= since_ms && s.first_event_ms <= until_ms))
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        let hours = hours_to_scan(since_ms, until_ms, SystemClock.now_ms(), self.retention_ms);
+        let first_hour = *hours.start();
+        let (start, start_after) = match &page.after {
+            Some(cursor) => {
+                let (hour, id) = parse_cursor(cursor)?;
+                if hour < first_hour {
+                    (first_hour, String::new())
+                } else {
+                    (hour, id.to_string())
+                }
+            }
+            None => (first_hour, String::new()),
+        };
+        let limit = page.limit;
+        let mut sessions = Vec::new();
+        if limit == 0 {
+            return Ok(SessionPage {
+                sessions,
+                next_cursor: None,
+            });
+        }
+        let per_read = limit.clamp(*INDEX_ROWS_PER_READ.start(), *INDEX_ROWS_PER_READ.end());
+        // The first read of each hour, a few hours ahead of the one being listed.
+        let first_reads = stream::iter(start..=*hours.end())
+            .map(|hour| {
+                let after = if hour == start {
+                    start_after.as_str()
+                } else {
+                    ""
+                };
+                async move {
+                    let ids = self
+                        .session_ids_of_hour(org_id, hour, after, per_read)
+                        .await?;
+                    Ok::<_, StoreError>((hour, ids))
+                }
             })
-            .try_collect()
-            .await?;
-        sessions.sort_by(|a, b| {
-            (a.first_event_ms, &a.session_id).cmp(&(b.first_event_ms, &b.session_id))
-        });
-        Ok(sessions)
+            .buffered(HOUR_QUERIES_IN_FLIGHT);
+        let mut first_reads = std::pin::pin!(first_reads);
+        while let Some((hour, mut ids)) = first_reads.try_next().await? {
+            while let Some(last) = ids.last().cloned() {
+                let exhausted = ids.len() < per_read;
+                let entries = stream::iter(ids)
+                    .map(|id| self.listing_entry(org_id, id, hour, first_hour, since_ms, until_ms))
+                    .buffered(SESSION_QUERIES_IN_FLIGHT);
+                let mut entries = std::pin::pin!(entries);
+                while let Some((id, listed)) = entries.try_next().await? {
+                    let Some(summary) = listed else { continue };
+                    sessions.push(summary);
+                    if sessions.len() == limit {
+                        // Everything up to `id` in this hour is listed or left out;
+                        // the next page starts after it.
+                        return Ok(SessionPage {
+                            sessions,
+                            next_cursor: Some(format!("{hour}:{id}")),
+                        });
+                    }
+                }
+                if exhausted {
+                    break;
+                }
+                ids = self
+                    .session_ids_of_hour(org_id, hour, &last, per_read)
+                    .await?;
+            }
+        }
+        Ok(SessionPage {
+            sessions,
+            next_cursor: None,
+        })
     }
 
     async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError> {
@@ -1029,22 +1190,27 @@ impl SessionReader for ScyllaStore {
     }
 
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterSummary>, StoreError> {
-        let today = SystemClock.now_ms() / DAY_MS;
+        let hours = hours_to_scan(0, u64::MAX, SystemClock.now_ms(), self.retention_ms);
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
-        // Newest bucket first; each bucket is newest first.
-        for day in days_to_scan(0, u64::MAX, today, self.max_days_scanned).rev() {
+        for hour in hours.rev() {
             if out.len() >= limit {
                 break;
             }
             let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-            let rows: Vec<DeadLetterRow> = self
-                .query_all(
-                    &self.statements.select_dead_letters_of_day,
-                    (to_i64(day), want),
-                    "reading dead letters",
-                )
+            // Each shard is newest first; the hour is their merge.
+            let mut rows: Vec<DeadLetterRow> = stream::iter(0..DEAD_LETTER_SHARDS)
+                .map(|shard| {
+                    self.query_all(
+                        &self.statements.select_dead_letters_of_hour,
+                        (to_i64(hour), shard, want),
+                        "reading dead letters",
+                    )
+                })
+                .buffer_unordered(DEAD_LETTER_SHARDS as usize)
+                .try_concat()
                 .await?;
+            rows.sort_by(|a, b| (b.dead_at_ms, &a.batch_id).cmp(&(a.dead_at_ms, &b.batch_id)));
             for r in rows {
                 // Two racing writes of one batch id can leave two listing rows; the
                 // newer one stands for it.
@@ -1254,17 +1420,48 @@ mod tests {
     }
 
     #[test]
-    fn scans_a_day_of_slack_each_side_but_not_past_tomorrow_or_retention() {
-        let day = |d: u64| d * DAY_MS;
-        // Inside retention: one day each side.
-        assert_eq!(days_to_scan(day(100) + 5, day(102) + 5, 110, 32), 99..=103);
-        // Open-ended ranges stop at tomorrow and go back at most `max_days` buckets.
-        assert_eq!(days_to_scan(0, u64::MAX, 110, 32), 80..=111);
-        // Until today: tomorrow is the last bucket.
-        assert_eq!(days_to_scan(day(109), day(110), 110, 32), 108..=111);
+    fn scans_a_day_of_slack_each_side_but_not_past_the_next_hour_or_retention() {
+        let hour = |h: u64| h * HOUR_MS;
+        let now = hour(10_000) + 5;
+        let retention = 30 * DAY_MS;
+        // Inside retention: a day each side.
+        assert_eq!(
+            hours_to_scan(hour(9_900) + 5, hour(9_910) + 5, now, retention),
+            9_876..=9_934
+        );
+        // Open-ended ranges stop an hour ahead and go back retention and a day.
+        assert_eq!(
+            hours_to_scan(0, u64::MAX, now, retention),
+            10_000 - 31 * 24..=10_001
+        );
+        // Until now: the next hour is the last bucket.
+        assert_eq!(
+            hours_to_scan(now - HOUR_MS, now, now, retention),
+            10_000 - 25..=10_001
+        );
         // A range entirely older than retention scans nothing that exists.
-        let old = days_to_scan(day(10), day(11), 110, 32);
-        assert!(old.is_empty());
+        assert!(hours_to_scan(hour(10), hour(11), now, retention).is_empty());
+    }
+
+    #[test]
+    fn cursors_name_an_hour_and_the_last_session_id() {
+        assert_eq!(parse_cursor("493:a:b-c").unwrap(), (493, "a:b-c"));
+        for bad in ["", "493", "x:a", "-1:a"] {
+            assert!(!parse_cursor(bad).unwrap_err().is_retryable(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dead_letter_shards_are_fixed_and_spread() {
+        // Pinned: a letter written again finds its old row by this shard.
+        assert_eq!(dead_letter_shard(""), (0x811c_9dc5_u32 % 16) as i32);
+        assert_eq!(dead_letter_shard("a"), (0xe40c_292c_u32 % 16) as i32);
+        let mut counts = [0; DEAD_LETTER_SHARDS as usize];
+        for i in 0..1600 {
+            counts[dead_letter_shard(&format!("0193a5f0-{i:04x}-7000-8000-000000000000"))
+                as usize] += 1;
+        }
+        assert!(counts.iter().all(|n| (50..150).contains(n)), "{counts:?}");
     }
 
     fn chunk(part: u32, bytes: usize) -> Chunk {

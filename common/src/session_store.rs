@@ -66,6 +66,32 @@ pub struct SessionSummary {
     pub user_agent: String,
 }
 
+/// Which page of a session listing to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Most sessions on the page; 0 reads nothing and ends the listing.
+    pub limit: usize,
+    /// `SessionPage::next_cursor` of the previous page, None for the first page.
+    /// Opaque: only meaningful to the store that made it, with the same org and range.
+    pub after: Option<String>,
+}
+
+impl PageRequest {
+    /// The first page of at most `limit` sessions.
+    pub fn first(limit: usize) -> PageRequest {
+        PageRequest { limit, after: None }
+    }
+}
+
+/// One page of a session listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionSummary>,
+    /// Where the next page starts; None when the listing is complete. A page may
+    /// hold fewer than `limit` sessions and still have a next one.
+    pub next_cursor: Option<String>,
+}
+
 /// A dead letter without its body, for listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterSummary {
@@ -96,14 +122,25 @@ pub trait SessionStore: Send + Sync {
 /// What the CLI reads.
 #[async_trait]
 pub trait SessionReader: Send + Sync {
-    /// Sessions of `org_id` whose events overlap `[since_ms, until_ms]`, ordered
-    /// by first event time.
+    /// One page of the sessions of `org_id` whose events overlap
+    /// `[since_ms, until_ms]`. Following `next_cursor` from the first page yields
+    /// every such session exactly once, also while sessions are being written; a
+    /// session first written after the listing started may or may not appear.
+    /// A page holds at most `page.limit` sessions, and no store holds more than
+    /// about one page in memory to make it.
+    ///
+    /// Order: SQLite by first event time, then id. ScyllaDB by the hour the
+    /// session was first received, then id (ordering by event time there would
+    /// mean reading the whole range before the first page).
+    ///
+    /// A cursor the store cannot read is a permanent error.
     async fn list_sessions(
         &self,
         org_id: &str,
         since_ms: u64,
         until_ms: u64,
-    ) -> Result<Vec<SessionSummary>, StoreError>;
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError>;
 
     /// Every current chunk of a session, ordered by window, seq, part.
     async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError>;

@@ -10,7 +10,8 @@ use rusqlite::{params, OptionalExtension};
 use crate::api_key::ApiKey;
 use crate::key_store::{KeyRecord, KeyStore};
 use crate::session_store::{
-    Chunk, DeadLetter, DeadLetterSummary, SessionReader, SessionStore, SessionSummary,
+    Chunk, DeadLetter, DeadLetterSummary, PageRequest, SessionPage, SessionReader, SessionStore,
+    SessionSummary,
 };
 use crate::sqlite_writer::{open_connection, SqliteReader, SqliteWriter};
 use crate::store_error::StoreError;
@@ -55,6 +56,11 @@ CREATE TABLE IF NOT EXISTS session_chunks (
     PRIMARY KEY (org_id, session_id, window_id, seq, part)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS session_chunks_by_received ON session_chunks (received_ms);
+-- Covers the aggregates of the session listing, which every page recomputes:
+-- the table rows hold the blobs, and columns stored after a blob are reached
+-- through its overflow pages.
+CREATE INDEX IF NOT EXISTS session_chunks_listing ON session_chunks
+    (org_id, session_id, first_event_ms, last_event_ms, event_count, raw_bytes, has_full_snapshot);
 CREATE TABLE IF NOT EXISTS dead_letters (
     batch_id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL,
@@ -92,6 +98,14 @@ fn to_i64(v: u64) -> i64 {
 
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// Reads a listing cursor, `FIRST_EVENT_MS:SESSION_ID`.
+fn parse_cursor(cursor: &str) -> Result<(u64, &str), StoreError> {
+    cursor
+        .split_once(':')
+        .and_then(|(ms, id)| Some((ms.parse().ok()?, id)))
+        .ok_or_else(|| StoreError::Permanent(format!("not a session listing cursor: {cursor:?}")))
 }
 
 #[async_trait]
@@ -252,46 +266,98 @@ impl SessionStore for SqliteStore {
 
 #[async_trait]
 impl SessionReader for SqliteStore {
+    /// Keyset pagination on `(first event time, session id)`: each page
+    /// aggregates the organization's chunks from the listing index (never their
+    /// blobs) and keeps only the `limit` sessions after the cursor, so SQLite's
+    /// sorter holds one page, not the range. A session whose first event time
+    /// moves earlier while a listing is under way (a late chunk of older events)
+    /// may be skipped or listed twice by that listing.
     async fn list_sessions(
         &self,
         org_id: &str,
         since_ms: u64,
         until_ms: u64,
-    ) -> Result<Vec<SessionSummary>, StoreError> {
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        let (after_ms, after_id) = match &page.after {
+            Some(cursor) => {
+                let (ms, id) = parse_cursor(cursor)?;
+                (to_i64(ms), id.to_string())
+            }
+            None => (i64::MIN, String::new()),
+        };
+        let limit = page.limit;
+        if limit == 0 {
+            return Ok(SessionPage {
+                sessions: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let org = org_id.to_string();
-        self.reader.read(move |conn| {
+        let sessions: Vec<SessionSummary> = self.reader.read(move |conn| {
+            // The page is chosen first, then only its sessions look up their URL
+            // and user agent.
             let mut stmt = conn.prepare_cached(
-                "SELECT session_id, min(first_event_ms) AS first_ms, max(last_event_ms) AS last_ms,
-                        sum(event_count), sum(raw_bytes), max(has_full_snapshot),
+                "WITH page AS (
+                     SELECT session_id, min(first_event_ms) AS first_ms, max(last_event_ms) AS last_ms,
+                            sum(event_count) AS events, sum(raw_bytes) AS bytes,
+                            max(has_full_snapshot) AS full
+                     FROM session_chunks INDEXED BY session_chunks_listing
+                     WHERE org_id = ?1
+                     GROUP BY session_id
+                     HAVING last_ms >= ?2 AND first_ms <= ?3 AND (first_ms, session_id) > (?4, ?5)
+                     ORDER BY first_ms, session_id
+                     LIMIT ?6
+                 )
+                 SELECT session_id, first_ms, last_ms, events, bytes, full,
                         (SELECT url FROM session_chunks u
-                          WHERE u.org_id = c.org_id AND u.session_id = c.session_id AND u.url IS NOT NULL
+                          WHERE u.org_id = ?1 AND u.session_id = p.session_id AND u.url IS NOT NULL
                           ORDER BY u.first_event_ms, u.window_id, u.seq, u.part LIMIT 1),
                         (SELECT user_agent FROM session_chunks a
-                          WHERE a.org_id = c.org_id AND a.session_id = c.session_id
+                          WHERE a.org_id = ?1 AND a.session_id = p.session_id
                           ORDER BY a.received_ms LIMIT 1)
-                 FROM session_chunks c
-                 WHERE org_id = ?1
-                 GROUP BY session_id
-                 HAVING last_ms >= ?2 AND first_ms <= ?3
+                 FROM page p
                  ORDER BY first_ms, session_id",
             )?;
             let rows = stmt
-                .query_map(params![org, to_i64(since_ms), to_i64(until_ms)], |r| {
-                    Ok(SessionSummary {
-                        session_id: r.get(0)?,
-                        first_event_ms: to_u64(r.get(1)?),
-                        last_event_ms: to_u64(r.get(2)?),
-                        event_count: to_u64(r.get(3)?),
-                        raw_bytes: to_u64(r.get(4)?),
-                        has_full_snapshot: r.get(5)?,
-                        first_url: r.get(6)?,
-                        user_agent: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                    })
-                })?
+                .query_map(
+                    params![
+                        org,
+                        to_i64(since_ms),
+                        to_i64(until_ms),
+                        after_ms,
+                        after_id,
+                        i64::try_from(limit).unwrap_or(i64::MAX)
+                    ],
+                    |r| {
+                        Ok(SessionSummary {
+                            session_id: r.get(0)?,
+                            first_event_ms: to_u64(r.get(1)?),
+                            last_event_ms: to_u64(r.get(2)?),
+                            event_count: to_u64(r.get(3)?),
+                            raw_bytes: to_u64(r.get(4)?),
+                            has_full_snapshot: r.get(5)?,
+                            first_url: r.get(6)?,
+                            user_agent: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                        })
+                    },
+                )?
                 .collect();
             rows
         })
-        .await
+        .await?;
+        // A short page is the last one; a full one may be followed by nothing,
+        // which the next call answers with an empty last page.
+        let next_cursor = match sessions.last() {
+            Some(last) if sessions.len() == limit => {
+                Some(format!("{}:{}", last.first_event_ms, last.session_id))
+            }
+            _ => None,
+        };
+        Ok(SessionPage {
+            sessions,
+            next_cursor,
+        })
     }
 
     async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError> {
@@ -383,6 +449,46 @@ mod tests {
             created_at_ms: 1,
             revoked_at_ms: None,
         }
+    }
+
+    fn chunk(session: &str, first_event_ms: u64) -> Chunk {
+        Chunk {
+            org_id: "org".into(),
+            session_id: session.into(),
+            window_id: String::new(),
+            seq: 0,
+            part: 0,
+            part_count: 1,
+            events_zstd: vec![1],
+            event_count: 1,
+            first_event_ms,
+            last_event_ms: first_event_ms,
+            has_full_snapshot: false,
+            raw_bytes: 1,
+            url: None,
+            user_agent: String::new(),
+            received_ms: 5_000 - first_event_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_follow_first_event_time_then_session_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("lucent.db")).unwrap();
+        for (id, first) in [("d", 30), ("a", 40), ("c", 10), ("b", 30), ("e", 20)] {
+            store.put_batch(&[chunk(id, first)]).await.unwrap();
+        }
+        let mut order = Vec::new();
+        let mut page = PageRequest::first(2);
+        loop {
+            let got = store.list_sessions("org", 0, 100, &page).await.unwrap();
+            order.extend(got.sessions.into_iter().map(|s| s.session_id));
+            match got.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(order, ["c", "e", "b", "d", "a"]);
     }
 
     #[tokio::test]

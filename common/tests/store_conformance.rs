@@ -8,7 +8,10 @@
 //!   Each test gets a fresh keyspace with replication factor 1.
 //!
 //! Times are relative to now: the ScyllaDB store buckets sessions and dead letters
-//! by day and only reads buckets within retention.
+//! by hour and only reads buckets within retention.
+//!
+//! Listings are read through [`list_all`], which follows cursors with small pages,
+//! so every listing test also checks paging.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,7 +21,7 @@ use lucent_common::backends::Store;
 use lucent_common::codec::zstd_compress;
 use lucent_common::key_store::KeyRecord;
 use lucent_common::scylla_store::{ScyllaOptions, ScyllaStore};
-use lucent_common::session_store::{Chunk, DeadLetter, SessionSummary};
+use lucent_common::session_store::{Chunk, DeadLetter, PageRequest, SessionSummary};
 use lucent_common::sqlite_store::SqliteStore;
 
 const DAY_MS: u64 = 86_400_000;
@@ -115,6 +118,31 @@ fn ids(sessions: &[SessionSummary]) -> Vec<&str> {
     sessions.iter().map(|s| s.session_id.as_str()).collect()
 }
 
+/// The ids, sorted: stores list in different orders.
+fn sorted_ids(sessions: &[SessionSummary]) -> Vec<&str> {
+    let mut ids = ids(sessions);
+    ids.sort_unstable();
+    ids
+}
+
+/// Page size of [`list_all`]: small, so that most listings take several pages.
+const SMALL_PAGE: usize = 3;
+
+/// Every session of a listing, following its cursors page by page.
+async fn list_all(store: &dyn Store, org: &str, since: u64, until: u64) -> Vec<SessionSummary> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(SMALL_PAGE);
+    loop {
+        let got = store.list_sessions(org, since, until, &page).await.unwrap();
+        assert!(got.sessions.len() <= SMALL_PAGE, "{got:?}");
+        all.extend(got.sessions);
+        match got.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => return all,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Keys
 
@@ -186,10 +214,7 @@ async fn writing_the_same_chunk_twice_stores_it_once(store: Arc<dyn Store>) {
         store.read_session("org-a", "s1").await.unwrap(),
         vec![c.clone()]
     );
-    let listed = store
-        .list_sessions("org-a", t - MINUTE_MS, t + MINUTE_MS)
-        .await
-        .unwrap();
+    let listed = list_all(store.as_ref(), "org-a", t - MINUTE_MS, t + MINUTE_MS).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].event_count, 3);
     assert_eq!(listed[0].raw_bytes, c.raw_bytes);
@@ -215,10 +240,7 @@ async fn rewriting_a_batch_with_fewer_parts_removes_the_stale_parts(store: Arc<d
     )];
     store.put_batch(&one).await.unwrap();
     assert_eq!(store.read_session("org-a", "s1").await.unwrap(), one);
-    let listed = store
-        .list_sessions("org-a", t - MINUTE_MS, t + MINUTE_MS)
-        .await
-        .unwrap();
+    let listed = list_all(store.as_ref(), "org-a", t - MINUTE_MS, t + MINUTE_MS).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].event_count, 3);
     assert_eq!(listed[0].raw_bytes, one[0].raw_bytes);
@@ -302,25 +324,16 @@ async fn an_org_never_sees_another_orgs_session_with_the_same_id(store: Arc<dyn 
     );
 
     let range = (t - MINUTE_MS, t + MINUTE_MS);
-    let a = store
-        .list_sessions("org-a", range.0, range.1)
-        .await
-        .unwrap();
+    let a = list_all(store.as_ref(), "org-a", range.0, range.1).await;
     assert_eq!(ids(&a), ["shared-id"]);
     assert_eq!(
         (a[0].event_count, a[0].first_event_ms, a[0].last_event_ms),
         (2, t, t + 1)
     );
-    let b = store
-        .list_sessions("org-b", range.0, range.1)
-        .await
-        .unwrap();
+    let b = list_all(store.as_ref(), "org-b", range.0, range.1).await;
     assert_eq!((b[0].event_count, b[0].first_event_ms), (3, t + 5));
     assert_eq!(
-        store
-            .list_sessions("org-c", range.0, range.1)
-            .await
-            .unwrap(),
+        list_all(store.as_ref(), "org-c", range.0, range.1).await,
         vec![]
     );
 }
@@ -365,7 +378,7 @@ async fn list_sessions_aggregates_a_session_over_its_chunks(store: Arc<dyn Store
         store.put_batch(std::slice::from_ref(c)).await.unwrap();
     }
 
-    let listed = store.list_sessions("org-a", t, t + 60).await.unwrap();
+    let listed = list_all(store.as_ref(), "org-a", t, t + 60).await;
     assert_eq!(
         listed,
         vec![SessionSummary {
@@ -385,18 +398,13 @@ async fn list_sessions_aggregates_a_session_over_its_chunks(store: Arc<dyn Store
         .put_batch(&[simple("org-a", "s2", 0, &[t + 100])])
         .await
         .unwrap();
-    let s2 = store
-        .list_sessions("org-a", t + 100, t + 100)
-        .await
-        .unwrap();
+    let s2 = list_all(store.as_ref(), "org-a", t + 100, t + 100).await;
     assert_eq!(ids(&s2), ["s2"]);
     assert!(!s2[0].has_full_snapshot);
     assert_eq!(s2[0].first_url, None);
 }
 
-async fn list_sessions_returns_sessions_overlapping_the_range_by_first_event(
-    store: Arc<dyn Store>,
-) {
+async fn list_sessions_returns_the_sessions_overlapping_the_range(store: Arc<dyn Store>) {
     let t = now_ms() - 6 * 60 * MINUTE_MS;
     let (since, until) = (t + 100 * MINUTE_MS, t + 200 * MINUTE_MS);
     let m = MINUTE_MS;
@@ -417,28 +425,156 @@ async fn list_sessions_returns_sessions_overlapping_the_range_by_first_event(
         .await
         .unwrap();
 
-    let listed = store.list_sessions("org-a", since, until).await.unwrap();
+    let listed = list_all(store.as_ref(), "org-a", since, until).await;
     assert_eq!(
-        ids(&listed),
+        sorted_ids(&listed),
         [
             "ends-before",
-            "spans-all",
-            "overlaps-start",
             "inside-a",
             "inside-b",
-            "overlaps-end"
+            "overlaps-end",
+            "overlaps-start",
+            "spans-all",
         ]
     );
-    let firsts: Vec<u64> = listed.iter().map(|s| s.first_event_ms).collect();
-    assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "{firsts:?}");
 
-    let everything = store.list_sessions("org-a", 0, u64::MAX).await.unwrap();
+    let everything = list_all(store.as_ref(), "org-a", 0, u64::MAX).await;
     assert_eq!(everything.len(), 7);
-    assert!(store
-        .list_sessions("org-a", until + 3 * m, until + 4 * m)
+    assert!(
+        list_all(store.as_ref(), "org-a", until + 3 * m, until + 4 * m)
+            .await
+            .is_empty()
+    );
+}
+
+/// `n` one-chunk sessions of org-a, one a minute from `start`, and a later
+/// chunk for every tenth of them 70 minutes after its first, so that some
+/// sessions are received over two hours.
+async fn write_sessions(store: &dyn Store, prefix: &str, n: u64, start: u64) {
+    for i in 0..n {
+        let id = format!("{prefix}-{i:03}");
+        let t = start + i * MINUTE_MS;
+        store
+            .put_batch(&[simple("org-a", &id, 0, &[t])])
+            .await
+            .unwrap();
+        if i % 10 == 0 {
+            store
+                .put_batch(&[simple("org-a", &id, 1, &[t + 70 * MINUTE_MS])])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn paging_lists_every_session_exactly_once(store: Arc<dyn Store>) {
+    let start = now_ms() - 6 * 60 * MINUTE_MS;
+    write_sessions(store.as_ref(), "s", 250, start).await;
+
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sizes = Vec::new();
+    let mut page = PageRequest::first(100);
+    loop {
+        let got = store
+            .list_sessions("org-a", 0, u64::MAX, &page)
+            .await
+            .unwrap();
+        sizes.push(got.sessions.len());
+        for s in &got.sessions {
+            assert!(
+                seen.insert(s.session_id.clone()),
+                "{} listed twice",
+                s.session_id
+            );
+            let expected_events = if s.session_id.ends_with('0') { 2 } else { 1 };
+            assert_eq!(s.event_count, expected_events, "{s:?}");
+        }
+        match got.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(seen.len(), 250);
+
+    let none = store
+        .list_sessions("org-a", 0, u64::MAX, &PageRequest::first(0))
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!((none.sessions.len(), none.next_cursor), (0, None));
+}
+
+async fn sessions_written_between_pages_leave_the_listing_whole(store: Arc<dyn Store>) {
+    let start = now_ms() - 6 * 60 * MINUTE_MS;
+    write_sessions(store.as_ref(), "old", 250, start).await;
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = PageRequest::first(100);
+    let mut pages = 0;
+    loop {
+        let got = store
+            .list_sessions("org-a", 0, u64::MAX, &page)
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(got.sessions.into_iter().map(|s| s.session_id));
+        // New sessions before, among and after the ones listed, and more chunks
+        // for sessions listed already and not yet.
+        let round = pages * 1000;
+        write_sessions(
+            store.as_ref(),
+            &format!("new{round}"),
+            5,
+            start - 60 * MINUTE_MS,
+        )
+        .await;
+        write_sessions(
+            store.as_ref(),
+            &format!("new{}", round + 1),
+            5,
+            start + 100 * MINUTE_MS,
+        )
+        .await;
+        write_sessions(
+            store.as_ref(),
+            &format!("new{}", round + 2),
+            5,
+            now_ms() - 5 * MINUTE_MS,
+        )
+        .await;
+        for i in [3, 150, 249] {
+            let t = start + i * MINUTE_MS + 200 * MINUTE_MS;
+            store
+                .put_batch(&[simple("org-a", &format!("old-{i:03}"), 9, &[t])])
+                .await
+                .unwrap();
+        }
+        match got.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => break,
+        }
+    }
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), seen.len(), "a session was listed twice");
+    let old: Vec<&String> = distinct
+        .iter()
+        .filter(|id| id.starts_with("old-"))
+        .collect();
+    assert_eq!(old.len(), 250, "an existing session was lost");
+}
+
+async fn a_cursor_the_store_did_not_make_is_a_permanent_error(store: Arc<dyn Store>) {
+    let page = PageRequest {
+        limit: 10,
+        after: Some("not a cursor".to_string()),
+    };
+    let err = store
+        .list_sessions("org-a", 0, u64::MAX, &page)
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
 }
 
 async fn a_session_received_over_two_days_is_listed_once_with_all_its_chunks(
@@ -460,7 +596,7 @@ async fn a_session_received_over_two_days_is_listed_once_with_all_its_chunks(
         (midnight - 60 * MINUTE_MS, midnight - 5 * MINUTE_MS),
         (0, u64::MAX),
     ] {
-        let listed = store.list_sessions("org-a", since, until).await.unwrap();
+        let listed = list_all(store.as_ref(), "org-a", since, until).await;
         assert_eq!(ids(&listed), ["overnight"], "range {since}..={until}");
         assert_eq!(listed[0].first_event_ms, yesterday.first_event_ms);
         assert_eq!(listed[0].last_event_ms, today.last_event_ms);
@@ -540,10 +676,7 @@ async fn writing_a_dead_letter_again_keeps_one_copy(store: Arc<dyn Store>) {
 async fn empty_batches_and_expiry_of_nothing_are_harmless(store: Arc<dyn Store>) {
     store.put_batch(&[]).await.unwrap();
     store.expire_before(0).await.unwrap();
-    assert_eq!(
-        store.list_sessions("org-a", 0, u64::MAX).await.unwrap(),
-        vec![]
-    );
+    assert_eq!(list_all(store.as_ref(), "org-a", 0, u64::MAX).await, vec![]);
     assert_eq!(store.list_dead_letters(10).await.unwrap(), vec![]);
 }
 
@@ -651,8 +784,11 @@ conformance!(
     read_session_orders_chunks_by_window_then_seq_then_part,
     an_org_never_sees_another_orgs_session_with_the_same_id,
     list_sessions_aggregates_a_session_over_its_chunks,
-    list_sessions_returns_sessions_overlapping_the_range_by_first_event,
+    list_sessions_returns_the_sessions_overlapping_the_range,
     a_session_received_over_two_days_is_listed_once_with_all_its_chunks,
+    paging_lists_every_session_exactly_once,
+    sessions_written_between_pages_leave_the_listing_whole,
+    a_cursor_the_store_did_not_make_is_a_permanent_error,
     dead_letters_are_listed_newest_first_up_to_the_limit,
     writing_a_dead_letter_again_keeps_one_copy,
     empty_batches_and_expiry_of_nothing_are_harmless,

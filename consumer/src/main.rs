@@ -90,6 +90,7 @@ async fn sessions(command: SessionsCommand) -> anyhow::Result<()> {
                 &org,
                 since_ms,
                 until_ms,
+                read_cli::LIST_PAGE_SESSIONS,
                 &mut std::io::stdout().lock(),
             )
             .await?;

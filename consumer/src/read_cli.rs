@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use lucent_common::codec::zstd_decompress;
-use lucent_common::session_store::SessionReader;
+use lucent_common::session_store::{PageRequest, SessionReader};
 use lucent_common::store_error::StoreError;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -12,6 +12,10 @@ use time::OffsetDateTime;
 /// compressed from bodies of at most the decode limit; this bound only guards
 /// the CLI against a corrupt cell.
 const MAX_CHUNK_DECODED_BYTES: usize = 256 * 1_048_576;
+
+/// Sessions read per page by `sessions list`: the most it holds in memory,
+/// whatever the range. Each is a few hundred bytes.
+pub const LIST_PAGE_SESSIONS: usize = 500;
 
 /// Why a read command failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,29 +54,42 @@ pub fn format_time_ms(ms: u64) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| ms.to_string())
 }
 
-/// Writes the sessions of `org` overlapping `[since_ms, until_ms]`, one JSON object per line.
+/// Writes the sessions of `org` overlapping `[since_ms, until_ms]`, one JSON object
+/// per line, a page of `page_sessions` at a time as the store returns them.
+/// Returns how many were written.
 pub async fn list_sessions(
     reader: &dyn SessionReader,
     org: &str,
     since_ms: u64,
     until_ms: u64,
+    page_sessions: usize,
     out: &mut impl Write,
 ) -> Result<usize, ReadError> {
-    let sessions = reader.list_sessions(org, since_ms, until_ms).await?;
-    for s in &sessions {
-        let line = serde_json::json!({
-            "sessionId": s.session_id,
-            "firstEventTime": format_time_ms(s.first_event_ms),
-            "lastEventTime": format_time_ms(s.last_event_ms),
-            "eventCount": s.event_count,
-            "bytes": s.raw_bytes,
-            "hasFullSnapshot": s.has_full_snapshot,
-            "firstUrl": s.first_url,
-            "userAgent": s.user_agent,
-        });
-        writeln!(out, "{line}")?;
+    let mut page = PageRequest::first(page_sessions.max(1));
+    let mut written = 0;
+    loop {
+        let got = reader.list_sessions(org, since_ms, until_ms, &page).await?;
+        for s in &got.sessions {
+            let line = serde_json::json!({
+                "sessionId": s.session_id,
+                "firstEventTime": format_time_ms(s.first_event_ms),
+                "lastEventTime": format_time_ms(s.last_event_ms),
+                "eventCount": s.event_count,
+                "bytes": s.raw_bytes,
+                "hasFullSnapshot": s.has_full_snapshot,
+                "firstUrl": s.first_url,
+                "userAgent": s.user_agent,
+            });
+            writeln!(out, "{line}")?;
+        }
+        written += got.sessions.len();
+        // Shown before the next page is read: a long listing prints as it goes.
+        out.flush()?;
+        match got.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => return Ok(written),
+        }
     }
-    Ok(sessions.len())
 }
 
 /// Writes one session's events as a JSON array: by window, then seq, then
@@ -138,6 +155,52 @@ pub async fn list_dead_letters(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn listing_follows_cursors_through_every_page() {
+        use lucent_common::session_store::{Chunk, SessionStore};
+        use lucent_common::sqlite_store::SqliteStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("lucent.db")).unwrap();
+        for i in 0..7u64 {
+            let json = br#"[{"type":3,"timestamp":1000,"data":{}}]"#;
+            store
+                .put_batch(&[Chunk {
+                    org_id: "org".into(),
+                    session_id: format!("s{i}"),
+                    window_id: String::new(),
+                    seq: 0,
+                    part: 0,
+                    part_count: 1,
+                    events_zstd: lucent_common::codec::zstd_compress(json),
+                    event_count: 1,
+                    first_event_ms: 1000 + i,
+                    last_event_ms: 1000 + i,
+                    has_full_snapshot: false,
+                    raw_bytes: json.len() as u64,
+                    url: None,
+                    user_agent: "ua".into(),
+                    received_ms: 2000 + i,
+                }])
+                .await
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        let n = list_sessions(&store, "org", 0, u64::MAX, 3, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(n, 7);
+        let ids: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["sessionId"].to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            ["s0", "s1", "s2", "s3", "s4", "s5", "s6"].map(|s| format!("\"{s}\""))
+        );
+    }
 
     #[test]
     fn times_round_trip() {

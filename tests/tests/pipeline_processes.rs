@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lucent_common::session_store::SessionReader;
+use lucent_common::session_store::{PageRequest, SessionReader};
 use lucent_common::source::Source;
 use lucent_common::sqlite_queue::SqliteSource;
 use lucent_common::sqlite_store::SqliteStore;
@@ -121,7 +121,11 @@ async fn consumer_sigkilled_mid_stream_loses_and_duplicates_nothing() {
     println!("consumer sigkill x2: acked {acked_n} stored {stored_n} duplicated {duplicated} missing {missing}");
     assert_eq!((duplicated, missing), (0, 0));
     assert_eq!(acked_n as u64, total);
-    let sessions = store.list_sessions("org-0", 0, u64::MAX).await.unwrap();
+    let sessions = store
+        .list_sessions("org-0", 0, u64::MAX, &PageRequest::first(1000))
+        .await
+        .unwrap()
+        .sessions;
     assert!(!sessions.is_empty());
 }
 
