@@ -48,4 +48,7 @@ bash deploy/check.sh
 step "SDK: unit tests and browser end-to-end test"
 (cd sdk && npm ci --no-audit --no-fund && npm test && npm run e2e)
 
+step "fuzzing: 10 s per target (the first run on a machine also builds the fuzz crate)"
+scripts/fuzz.sh 10
+
 step "all tests passed"
