@@ -1,4 +1,5 @@
-//! Backend selection from URLs (`--queue`, `--store`).
+//! Backend selection from URLs (`--queue`, `--store`), and redacting the
+//! credentials a backend URL may carry before it is logged.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -135,9 +136,86 @@ impl fmt::Display for StoreUrl {
     }
 }
 
+/// Query parameters whose values are hidden by [`redact_url`]: a name that
+/// contains any of these (ignoring case) is taken for a credential.
+const SECRET_PARAM_HINTS: [&str; 6] = ["pass", "pwd", "secret", "token", "credential", "key"];
+
+/// `url` with its credentials replaced by `***`, for logs and error messages:
+/// the password of every `user:password@` (a bare `user@` stays), and the value
+/// of every query parameter named like a password, secret, token or key.
+/// Text that is not a URL comes back unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = authority
+        .split(',')
+        .map(|host| match host.rsplit_once('@') {
+            Some((userinfo, at)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{at}"),
+                None => host.to_string(),
+            },
+            None => host.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let (before_fragment, fragment) = match tail.split_once('#') {
+        Some((before, fragment)) => (before, Some(fragment)),
+        None => (tail, None),
+    };
+    let tail = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => before_fragment.to_string(),
+    };
+    match fragment {
+        Some(fragment) => format!("{scheme}://{authority}{tail}#{fragment}"),
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAM_HINTS.iter().any(|hint| name.contains(hint))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_passwords_and_secret_parameters() {
+        assert_eq!(
+            redact_url("redis://:hunter2@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://app:hunter2@cache:6379"),
+            "redis://app:***@cache:6379"
+        );
+        assert_eq!(
+            redact_url("kafka://u:p@a:9092,b:9092"),
+            "kafka://u:***@a:9092,b:9092"
+        );
+        assert_eq!(
+            redact_url("scylla://n1/ks?user=x&Password=y&auth_token=z#f"),
+            "scylla://n1/ks?user=x&Password=***&auth_token=***#f"
+        );
+        assert_eq!(redact_url("redis://app@cache"), "redis://app@cache");
+        assert_eq!(redact_url("sqlite://data/q.db"), "sqlite://data/q.db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
 
     #[test]
     fn parses_the_documented_forms() {

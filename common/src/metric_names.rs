@@ -11,7 +11,8 @@ pub const INGEST_REQUESTS: &str = "lucent_ingest_requests_total";
 pub const INGEST_REQUEST_DURATION: &str = "lucent_ingest_request_duration_seconds";
 /// Counter, bytes. Request body bytes read (on the wire, before any decoding).
 pub const INGEST_RECEIVED_BYTES: &str = "lucent_ingest_received_bytes_total";
-/// Counter. Requests refused with 401, by `reason` (`missing`, `malformed`, `unknown`, `revoked`).
+/// Counter. Requests refused with 401, by `reason` (`missing`, `malformed`, `unknown`, `revoked`,
+/// `ambiguous`: several different keys in one request).
 pub const INGEST_AUTH_FAILURES: &str = "lucent_ingest_auth_failures_total";
 /// Counter. Requests refused with 429.
 pub const INGEST_RATE_LIMITED: &str = "lucent_ingest_rate_limited_total";
@@ -30,6 +31,14 @@ pub const INGEST_KEY_CACHE_AGE: &str = "lucent_ingest_key_cache_age_seconds";
 pub const INGEST_KEY_REFRESH_FAILURES: &str = "lucent_ingest_key_refresh_failures_total";
 /// Gauge. Open client connections.
 pub const INGEST_CONNECTIONS: &str = "lucent_ingest_connections";
+/// Counter. Client connections closed, by `reason`: `completed` (the client
+/// closed it, or HTTP/1 keep-alive ended after a response), `first_request_timeout`
+/// (no complete request head within the first-request timeout of accept),
+/// `idle_timeout` (no request for the idle timeout; for HTTP/1 keep-alive, the
+/// header read timeout), `peer_limit` (over the per-address cap, closed at
+/// accept), `error` (protocol or I/O error, including 400/431 from the HTTP
+/// layer), `shutdown` (closed by a shutdown).
+pub const INGEST_CONNECTIONS_CLOSED: &str = "lucent_ingest_connections_closed_total";
 /// Counter. Requests whose rate limit was decided by this replica's own window
 /// because the shared (Redis) limiter could not answer, by `reason`
 /// (`unavailable`: known down, not tried; `timeout`: no answer within the timeout;
@@ -90,6 +99,7 @@ pub const ALL_INGEST: &[&str] = &[
     INGEST_KEY_CACHE_AGE,
     INGEST_KEY_REFRESH_FAILURES,
     INGEST_CONNECTIONS,
+    INGEST_CONNECTIONS_CLOSED,
     INGEST_RATE_LIMIT_FALLBACKS,
     INGEST_RATE_LIMIT_REDIS_UP,
     INGEST_KEY_EVENTS,

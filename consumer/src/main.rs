@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use lucent_common::backend_url::redact_url;
 use lucent_common::backends::Store;
 use lucent_common::clock::now_ms;
 use lucent_common::kafka_admin::create_topics;
@@ -48,7 +49,12 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
-    tracing::info!(admin = %admin.local_addr()?, queue = %config.queue, store = %config.store.store, "lucent-consumer running");
+    tracing::info!(
+        admin = %admin.local_addr()?,
+        queue = %redact_url(&config.queue.to_string()),
+        store = %redact_url(&config.store.store.to_string()),
+        "lucent-consumer running"
+    );
     let shutdown = lucent_common::shutdown::signal_with_deadline(Duration::from_millis(
         config.drain_timeout_ms,
     ));

@@ -1,4 +1,5 @@
-//! Reading a request body with a size bound and a deadline.
+//! Reading a request body with a size bound and a deadline, and discarding
+//! the body of a request answered before it was read.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -6,6 +7,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 
 use crate::api_error::ApiError;
@@ -13,6 +15,7 @@ use crate::api_error::ApiError;
 /// Reads the whole body, refusing it as soon as it passes `limit_bytes`
 /// (chunked bodies have no Content-Length to check up front) or when it is not
 /// complete within `timeout` (a client trickling bytes must not hold a slot forever).
+/// The body is borrowed so that after a 413 the caller can still discard the rest.
 ///
 /// A body that arrives in one frame, as most small batches do, is kept as that
 /// frame's buffer without a copy. The deadline's timer is only armed once the
@@ -20,7 +23,7 @@ use crate::api_error::ApiError;
 /// head, and registering and clearing a timer per request was visible in the
 /// front end's profile.
 pub async fn read_bounded(
-    mut body: Incoming,
+    body: &mut Incoming,
     limit_bytes: usize,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
@@ -28,7 +31,7 @@ pub async fn read_bounded(
     let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut collected = Collected::default();
     poll_fn(|cx| loop {
-        match Pin::new(&mut body).poll_frame(cx) {
+        match Pin::new(&mut *body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     collected.push(data, limit_bytes)?;
@@ -47,6 +50,35 @@ pub async fn read_bounded(
         }
     })
     .await
+}
+
+/// Reads and throws away what is left of `body`, at most `max_bytes` of it and
+/// for at most `timeout`, then drops it.
+///
+/// This is HTTP/1's lingering close. A request refused before its body was
+/// read (401, 413 from `Content-Length`, 415, 429) is answered at once; if the
+/// body were dropped then, hyper would close the connection while the client
+/// is still writing, and a client that writes the whole body before reading
+/// (Python's `http.client`, many libraries) would get a reset instead of the
+/// answer. While the body is being read here hyper keeps reading the socket, so
+/// the client finishes writing and then reads the answer. Past either bound the
+/// body is dropped and hyper closes the connection: a client sending more or
+/// slower than that is not owed the answer. Returns the bytes discarded.
+pub async fn discard(mut body: Incoming, max_bytes: usize, timeout: Duration) -> usize {
+    let mut discarded = 0;
+    let drain = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            if let Some(data) = frame.data_ref() {
+                discarded += data.len();
+                if discarded > max_bytes {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+    discarded
 }
 
 /// The frames read so far: the first one as is, later ones joined into one buffer.

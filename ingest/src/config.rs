@@ -112,15 +112,36 @@ pub struct ServeConfig {
     /// Bytes of bodies waiting for the queue; past it requests get 503 at once.
     #[arg(long, env = "LUCENT_PUBLISH_BUFFER_BYTES", default_value_t = 64 * 1_048_576)]
     pub publish_buffer_bytes: usize,
-    /// Milliseconds a client has to send a request head.
+    /// Milliseconds from accept to the first complete request head; past it the
+    /// connection is closed (silent sockets, partial HTTP/2 prefaces, TLS
+    /// handshakes, slowloris).
+    #[arg(
+        long,
+        env = "LUCENT_FIRST_REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub first_request_timeout_ms: u64,
+    /// Milliseconds a client has to send each later request head on an HTTP/1
+    /// keep-alive connection, counted from the previous response; so also the
+    /// longest an idle HTTP/1 connection stays open.
     #[arg(long, env = "LUCENT_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,
+    /// Milliseconds with no request open after which a connection is closed
+    /// (GOAWAY on HTTP/2). HTTP/1 connections close earlier, after
+    /// --header-read-timeout-ms, when that is shorter.
+    #[arg(long, env = "LUCENT_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
     /// Milliseconds a client has to send the whole body (then 408).
     #[arg(long, env = "LUCENT_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_read_timeout_ms: u64,
     /// Most open client connections.
     #[arg(long, env = "LUCENT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most open connections from one client address; past it a new one is
+    /// closed at once. 0 (the default): no cap. Keep it 0 behind a load
+    /// balancer or proxy, where every connection comes from its address.
+    #[arg(long, env = "LUCENT_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
     /// Milliseconds to wait for in-flight requests at shutdown.
     #[arg(long, env = "LUCENT_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
     pub drain_timeout_ms: u64,
@@ -181,7 +202,10 @@ impl ServeConfig {
     pub fn server_limits(&self) -> ServerLimits {
         ServerLimits {
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            first_request_timeout: Duration::from_millis(self.first_request_timeout_ms.max(1)),
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             key_refresh_interval: Duration::from_millis(self.key_refresh_ms.max(1)),
         }
@@ -207,6 +231,14 @@ mod tests {
             defaults.redis_limiter_options().timeout,
             Duration::from_millis(50)
         );
+    }
+
+    #[test]
+    fn connection_hygiene_defaults() {
+        let limits = ServeConfig::defaults().server_limits();
+        assert_eq!(limits.first_request_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(limits.max_connections_per_ip, 0, "off by default");
     }
 
     #[test]

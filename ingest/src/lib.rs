@@ -4,11 +4,14 @@
 //!
 //! Layout:
 //! - [`config`]: flags, environment variables and their defaults.
-//! - [`server`]: accept loop, connection limits, timeouts and the shutdown order.
+//! - [`server`]: accept loop, connection limits and the shutdown order.
+//! - [`connection`]: one connection's deadlines (first request, idle), its part
+//!   of the shutdown, and why it closed.
 //! - [`app`]: the request pipeline of the public port.
 //! - [`api_error`]: every refusal and its HTTP mapping, in one `match`.
 //! - [`cors`]: the CORS headers.
-//! - [`body`]: bounded, deadline-limited body reading.
+//! - [`body`]: bounded, deadline-limited body reading, and discarding the body of
+//!   a request refused before it was read.
 //! - [`key_cache`]: the in-memory key table and its refresher.
 //! - [`key_events`]: key changes announced through Redis pub/sub, for revocation in about a second.
 //! - [`rate_limit`]: the per-key sliding window, and this process's own.
@@ -19,6 +22,7 @@ pub mod api_error;
 pub mod app;
 pub mod body;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod key_cache;
 pub mod key_events;
@@ -32,6 +36,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lucent_common::backend_url::redact_url;
 use lucent_common::backends::{open_publisher, PublisherOptions};
 use lucent_common::clock::{Clock, SystemClock};
 use lucent_common::scylla_store::ScyllaOptions;
@@ -54,14 +59,14 @@ pub enum StartError {
     #[error("bad backend setting: {0}")]
     Backend(#[from] StoreError),
     /// The queue backend could not be opened.
-    #[error("cannot open queue {url}: {source}")]
+    #[error("cannot open queue {}: {source}", redact_url(url))]
     Queue {
         url: String,
         #[source]
         source: StoreError,
     },
     /// The key store could not be opened.
-    #[error("cannot open store {url}: {source}")]
+    #[error("cannot open store {}: {source}", redact_url(url))]
     Store {
         url: String,
         #[source]
@@ -69,7 +74,8 @@ pub enum StartError {
     },
     /// The Redis URL is not usable (an unreachable Redis is not an error: the
     /// replica starts on its local window and switches when Redis answers).
-    #[error("bad Redis URL {url}: {source}")]
+    /// The URL is shown with its password redacted.
+    #[error("bad Redis URL {}: {source}", redact_url(url))]
     Redis {
         url: String,
         #[source]
@@ -132,7 +138,7 @@ pub async fn serve(
             // One attempt before serving, so the first requests share the window
             // when Redis is there; when it is not, the probe keeps trying.
             if !shared.connect().await {
-                tracing::warn!(redis = %url, "Redis unreachable at start; limiting with this replica's own window until it answers");
+                tracing::warn!(redis = %redact_url(url), "Redis unreachable at start; limiting with this replica's own window until it answers");
             }
             background.push(shared.spawn_probe());
             let client = redis::Client::open(url.as_str()).map_err(redis_error)?;

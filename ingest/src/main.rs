@@ -1,5 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
+use lucent_common::backend_url::redact_url;
 use lucent_common::scylla_store::ScyllaOptions;
 use lucent_ingest::config::{Cli, Command, KeysCommand};
 use lucent_ingest::key_events::KeyChange;
@@ -23,8 +24,17 @@ async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()>
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
-    tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, queue = %config.queue, store = %config.store.store, "lucent-ingest serving");
-    lucent_ingest::serve(&config, listener, admin, lucent_common::shutdown::signal()).await?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        admin = %admin.local_addr()?,
+        queue = %redact_url(&config.queue.to_string()),
+        store = %redact_url(&config.store.store.to_string()),
+        redis = config.rate_limit_redis.as_deref().map(redact_url).as_deref(),
+        "lucent-ingest serving"
+    );
+    let drain_timeout = std::time::Duration::from_millis(config.drain_timeout_ms);
+    let shutdown = lucent_common::shutdown::signal_with_deadline(drain_timeout);
+    lucent_ingest::serve(&config, listener, admin, shutdown).await?;
     Ok(())
 }
 

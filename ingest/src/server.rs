@@ -1,38 +1,75 @@
-//! The accept loop, connection handling and the shutdown order.
+//! The accept loop, connection limits, and the shutdown order.
 //!
-//! Shutdown, in order:
+//! Each accepted connection runs under [`connection::supervise`], which owns
+//! its deadlines (first request, idle) and its part of the shutdown.
+//!
+//! Shutdown, in order, every step bounded, the whole within the drain timeout
+//! plus a few seconds:
 //! 1. stop accepting (the listener is dropped; new connections are refused);
 //! 2. tell every open connection to finish: HTTP/1 connections close after
-//!    their current response, HTTP/2 ones send GOAWAY;
-//! 3. wait for in-flight requests, at most `drain_timeout`;
+//!    their current response, HTTP/2 ones send GOAWAY; a connection with no
+//!    request open (idle keep-alive, idle HTTP/2, a silent socket) closes within
+//!    [`connection::CLOSE_GRACE`] instead of holding up the drain;
+//! 3. wait for in-flight requests, at most `drain_timeout`, then drop every
+//!    connection still open;
 //! 4. flush the publisher, so every 202 sent is durable and nothing accepted
-//!    is left in a local buffer;
+//!    is left in a local buffer, for what is left of the drain timeout (at
+//!    least [`MIN_STEP_TIME`]);
 //! 5. stop the admin listener and background tasks, and return.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use lucent_common::admin::{self, Readiness};
 use lucent_common::key_store::KeyStore;
 use lucent_common::metric_names as m;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
 
-use crate::app::App;
+use crate::app::{App, LINGER_TIMEOUT};
+use crate::connection::{self, Activity, CloseReason, ConnectionLimits, Stop};
 use crate::rate_limit::LocalLimiter;
+
+/// Largest request head hyper buffers, per connection: HTTP/1's read buffer
+/// (past it, hyper answers 431 and closes) and HTTP/2's header list. Real
+/// heads are well under 8 KiB; nginx allows 32 KiB. hyper's own HTTP/1 default
+/// (about 400 KB) let 1 500 unfinished heads grow the process by 600 MB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Quiet time on an HTTP/2 connection after which the server sends a PING...
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// ...and how long the peer has to answer it before the connection is closed:
+/// a vanished peer of a long request is noticed within a minute.
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time each step after draining (closing what is left, flushing, stopping
+/// the admin listener) gets at least, however much of the drain timeout is left.
+pub const MIN_STEP_TIME: Duration = Duration::from_secs(1);
 
 /// Connection-level limits and timings.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// Most open client connections; past it, new ones wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Time a client has to send a complete request head (slowloris defence).
+    /// Most open connections from one peer address; past it, a new one is
+    /// closed right after accept. 0: no cap (behind a load balancer every
+    /// connection comes from the balancer's address).
+    pub max_connections_per_ip: usize,
+    /// Time from accept to the first complete request head (silent sockets,
+    /// partial HTTP/2 prefaces, TLS handshakes, slowloris).
+    pub first_request_timeout: Duration,
+    /// Time a client has to send each later request head on an HTTP/1
+    /// keep-alive connection, counted from the previous response (so also the
+    /// longest an idle HTTP/1 connection stays open).
     pub header_read_timeout: Duration,
+    /// Time with no request open after which a connection is closed (GOAWAY on HTTP/2).
+    pub idle_timeout: Duration,
     /// Longest wait for in-flight requests at shutdown.
     pub drain_timeout: Duration,
     /// How often the key table is reloaded.
@@ -72,19 +109,17 @@ pub async fn run(
         .spawn_refresher(key_store, limits.key_refresh_interval);
     let housekeeping = spawn_housekeeping(app.clone(), local_limiter);
 
-    let graceful = GracefulShutdown::new();
+    let (stop, stop_seen) = watch::channel(Stop::Running);
+    // Every connection task holds a clone; `recv` returns `None` once the last
+    // one has ended.
+    let (connection_alive, mut connections_ended) = mpsc::channel::<()>(1);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        // Bounds the concurrent requests one HTTP/2 connection can open.
-        .max_concurrent_streams(256);
+    let peers = PeerCounts::new(limits.max_connections_per_ip);
+    let connection_limits = ConnectionLimits {
+        first_request_timeout: limits.first_request_timeout,
+        idle_timeout: limits.idle_timeout,
+    };
+    let builder = builder(&limits);
 
     tokio::pin!(shutdown);
     loop {
@@ -97,10 +132,10 @@ pub async fn run(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Usually EMFILE: back off so the loop does not spin.
                     tracing::warn!(error = %e, "accept failed");
@@ -109,36 +144,155 @@ pub async fn run(
                 }
             },
         };
+        let accepted = Instant::now();
+        let Some(peer_slot) = peers.take(peer.ip()) else {
+            CloseReason::PeerLimit.count();
+            tracing::debug!(%peer, "closing connection over the per-address cap");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |req| app.clone().handle(req));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let activity = Activity::new(accepted);
+        let service = {
+            let (app, activity) = (app.clone(), activity.clone());
+            service_fn(move |req| {
+                let request = activity.request_started();
+                let app = app.clone();
+                async move {
+                    let answer = app.respond(req).await;
+                    if let Some(body) = answer.unread_body {
+                        // The request stays open (for the idle timeout and the
+                        // drain) until its body has been discarded.
+                        let max_bytes = app.linger_max_bytes();
+                        tokio::spawn(async move {
+                            crate::body::discard(body, max_bytes, LINGER_TIMEOUT).await;
+                            drop(request);
+                        });
+                    }
+                    Ok::<_, Infallible>(answer.response)
+                }
+            })
+        };
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let (stop_seen, alive) = (stop_seen.clone(), connection_alive.clone());
         tokio::spawn(async move {
             let gauge = metrics::gauge!(m::INGEST_CONNECTIONS);
             gauge.increment(1.0);
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            let reason =
+                connection::supervise(connection, activity, connection_limits, stop_seen).await;
+            reason.count();
             gauge.decrement(1.0);
-            drop(permit);
+            drop((permit, peer_slot, alive));
         });
     }
 
     drop(listener);
+    drop(connection_alive);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+    let deadline = Instant::now() + limits.drain_timeout;
+    let _ = stop.send(Stop::Drain);
+    if tokio::time::timeout_at(deadline, connections_ended.recv())
         .await
         .is_err()
     {
         tracing::warn!(timeout = ?limits.drain_timeout, "drain timed out; closing remaining connections");
+        let _ = stop.send(Stop::Abort);
+        let _ = tokio::time::timeout(MIN_STEP_TIME, connections_ended.recv()).await;
     }
-    app.publisher.flush(limits.drain_timeout).await;
+    // The publisher's flush takes a timeout, but it may sit in a client library;
+    // the outer bound holds whatever it does.
+    let flush_time = deadline
+        .saturating_duration_since(Instant::now())
+        .max(MIN_STEP_TIME);
+    if tokio::time::timeout(flush_time, app.publisher.flush(flush_time))
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?flush_time, "publisher flush did not return in time");
+    }
     refresher.abort();
     housekeeping.abort();
     let _ = stop_admin.send(());
-    let _ = admin_task.await;
+    if tokio::time::timeout(MIN_STEP_TIME, admin_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("admin listener did not stop in time");
+    }
     tracing::info!("shutdown complete");
+}
+
+/// The HTTP settings of every public connection.
+fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Bounds the concurrent requests one HTTP/2 connection can open.
+        .max_concurrent_streams(256)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    builder
+}
+
+/// Open connections per peer address, for the optional per-address cap.
+struct PeerCounts {
+    cap: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in [`PeerCounts`], given back on drop.
+struct PeerSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PeerCounts {
+    fn new(cap: usize) -> PeerCounts {
+        PeerCounts {
+            cap,
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` when it has `cap`
+    /// open already. Without a cap, no slot is needed and none is counted.
+    fn take(&self, ip: IpAddr) -> Option<Option<PeerSlot>> {
+        if self.cap == 0 {
+            return Some(None);
+        }
+        // A std mutex: held for one map operation, never across an await.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(Some(PeerSlot {
+            ip,
+            open: self.open.clone(),
+        }))
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Creates the series alerts and dashboards refer to, at zero (the request
@@ -148,8 +302,10 @@ fn register_metrics() {
     zero_counter(
         m::INGEST_AUTH_FAILURES,
         "reason",
-        &["missing", "malformed", "unknown", "revoked"],
+        &["missing", "malformed", "unknown", "revoked", "ambiguous"],
     );
+    let close_reasons = CloseReason::ALL.map(CloseReason::label);
+    zero_counter(m::INGEST_CONNECTIONS_CLOSED, "reason", &close_reasons);
     zero_counter(
         m::INGEST_PUBLISH_FAILURES,
         "reason",

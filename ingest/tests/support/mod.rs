@@ -49,7 +49,10 @@ impl Default for Options {
             },
             server: ServerLimits {
                 max_connections: 1000,
+                max_connections_per_ip: 0,
+                first_request_timeout: Duration::from_secs(5),
                 header_read_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
                 drain_timeout: Duration::from_secs(5),
                 key_refresh_interval: Duration::from_millis(100),
             },
