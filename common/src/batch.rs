@@ -569,7 +569,7 @@ mod tests {
     #[test]
     fn an_array_past_the_batch_cap_is_refused_without_reading_the_rest() {
         let one = format!(r#"{{"sessionId":"a","seq":0,"events":[{EV}]}}"#);
-        let body = format!("[{}]", vec![one.as_str(); 3].join(","));
+        let body = format!("[{}]", [one.as_str(); 3].join(","));
         assert!(matches!(parse_body(body.as_bytes(), 3), Parsed::Batches(b) if b.len() == 3));
         match parse_body(body.as_bytes(), 2) {
             Parsed::Unreadable(why) => {

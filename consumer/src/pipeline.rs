@@ -325,8 +325,8 @@ impl Pipeline {
     fn spawn_poison(&mut self, message: QueueMessage, before: Attempts) {
         let processor = self.processor.clone();
         let why = format!(
-            "the consumer died {} times while this message was being processed, {} of them with \
-             nothing else in flight (out of memory, abort or panic); dead-lettered unprocessed",
+            "started {} times without finishing, {} of them with nothing else in flight: the \
+             message kills the consumer (out of memory, abort or panic); dead-lettered unprocessed",
             before.started, before.alone
         );
         self.tasks.spawn(async move {
