@@ -67,12 +67,18 @@ fn split(
     max_cell_bytes: usize,
     out: &mut Vec<(std::ops::Range<usize>, Vec<u8>, u64)>,
 ) -> Result<(), EventTooLarge> {
-    let json = events_json(&events[range.clone()]);
-    let compressed = zstd_compress(&json);
+    // The JSON is freed before anything else is built, and a part that does
+    // not fit is freed before recursing, so the working memory of a split is
+    // one range's JSON and its compressed form, not one per level.
+    let (raw_bytes, compressed) = {
+        let json = events_json(&events[range.clone()]);
+        (json.len() as u64, zstd_compress(&json))
+    };
     if compressed.len() <= max_cell_bytes {
-        out.push((range, compressed, json.len() as u64));
+        out.push((range, compressed, raw_bytes));
         return Ok(());
     }
+    drop(compressed);
     if range.len() == 1 {
         return Err(EventTooLarge {
             index: range.start,

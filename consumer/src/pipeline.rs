@@ -127,6 +127,7 @@ pub async fn run(
         tasks: JoinSet::new(),
         suspects: VecDeque::new(),
         alone_in_flight: None,
+        taken_not_started: 0,
         stop,
     };
     pipeline.run(limits, health).await
@@ -142,6 +143,9 @@ struct Pipeline {
     suspects: VecDeque<QueueMessage>,
     /// The suspect running alone, if one is.
     alone_in_flight: Option<(i32, i64)>,
+    /// Messages polled but never started because the stop came while their
+    /// starts could not be recorded; the queue delivers them again.
+    taken_not_started: usize,
     stop: watch::Receiver<bool>,
 }
 
@@ -226,7 +230,7 @@ impl Pipeline {
         if let Some((partition, offset)) = self.alone_in_flight.take() {
             self.forget(partition, offset).await;
         }
-        stopped.abandoned = self.tracker.in_flight();
+        stopped.abandoned = self.tracker.in_flight() + self.taken_not_started;
         stopped.commit_failed = !self.commit().await;
         in_flight_gauge.set(0.0);
         tracing::info!(
@@ -251,11 +255,17 @@ impl Pipeline {
                 None => by_partition.push((message.partition, vec![message])),
             }
         }
+        let mut left = by_partition
+            .iter()
+            .map(|(_, list)| list.len())
+            .sum::<usize>();
         for (partition, messages) in by_partition {
             let offsets: Vec<i64> = messages.iter().map(|m| m.offset).collect();
             let Some(before) = self.begin(partition, &offsets, false).await else {
+                self.taken_not_started += left;
                 return false;
             };
+            left -= messages.len();
             for (message, before) in messages.into_iter().zip(before) {
                 self.tracker.start(message.partition, message.offset);
                 if before.alone > 0 {
