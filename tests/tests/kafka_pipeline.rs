@@ -669,3 +669,91 @@ async fn ingest_sigterm_mid_load_exits_zero_and_every_202_is_stored() {
     let status = consumer.process.terminate(Duration::from_secs(30));
     assert!(status.success(), "consumer exit {status}");
 }
+
+/// The crash-loop breaker on the Kafka queue: a message that aborts the
+/// consumer (the debug build's failpoint; an OOM kill ends a process the same
+/// way) kills two runs, and the third dead-letters it unprocessed, to the store
+/// and the DLQ topic, while every other batch of the partition is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_kills_the_consumer_twice_is_dead_lettered_and_the_partition_moves_on() {
+    let pipeline = Pipeline::start(1).await;
+    let ingest = pipeline.ingest(&[]).await;
+    let http = Http::new();
+    let key = &pipeline.keys[0];
+    let url = ingest.url();
+    let headers = [
+        ("x-lucent-api-key", key.as_str()),
+        ("content-encoding", "gzip"),
+    ];
+    let send = |session: &'static str, seq: u64| {
+        let body = gzip(marked_batch(session, seq, seq).as_bytes());
+        http.send(http::Method::POST, &url, &headers, body)
+    };
+    for seq in 0..20 {
+        assert_eq!(send("before", seq).await.unwrap().0, 202);
+    }
+    assert_eq!(send("poison", 0).await.unwrap().0, 202);
+    for seq in 0..20 {
+        assert_eq!(send("after", seq).await.unwrap().0, 202);
+    }
+
+    let queue = pipeline.broker.queue_url();
+    let env = [
+        ("LUCENT_ADMIN_LISTEN", "127.0.0.1:0"),
+        ("LUCENT_QUEUE", queue.as_str()),
+        ("LUCENT_STORE", "sqlite://data/lucent.db"),
+        ("LUCENT_CONSUMER_GROUP", "lucent-consumer"),
+        (
+            "LUCENT_KAFKA_OPTIONS",
+            "session.timeout.ms=6000;heartbeat.interval.ms=1000",
+        ),
+        ("LUCENT_FAILPOINT_ABORT_SESSION", "poison"),
+    ];
+    let binary = binary("lucent-consumer");
+    for run in 1..=2 {
+        let mut crashing = Process::start(
+            pipeline.path(),
+            &format!("consumer-{run}"),
+            &binary,
+            &["run"],
+            &env,
+        );
+        let status = crashing.wait(Duration::from_secs(120));
+        assert!(
+            !status.success() && status.code().is_none(),
+            "run {run} should die on the poison message: {status:?}\n{}",
+            pipeline.logs()
+        );
+    }
+    let mut third = Process::start(pipeline.path(), "consumer-3", &binary, &["run"], &env);
+    let store = SqliteStore::open(&pipeline.path().join("data/lucent.db")).unwrap();
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let letters = lucent_common::session_store::SessionReader::list_dead_letters(&store, 10)
+            .await
+            .unwrap();
+        let before = export(&store, "org-0", "before").await.len();
+        let after = export(&store, "org-0", "after").await.len();
+        if letters.len() == 1 && before == 20 && after == 20 {
+            assert!(
+                letters[0].reason.contains("dead-lettered unprocessed"),
+                "{}",
+                letters[0].reason
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead letters {letters:?}, before {before}, after {after}\n{}",
+            pipeline.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(export(&store, "org-0", "poison").await.is_empty());
+    let status = third.terminate(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "consumer exit {status}\n{}",
+        pipeline.logs()
+    );
+}
