@@ -38,7 +38,7 @@ enum Command {
         key_store: PathBuf,
         /// Everything else as `lucent-ingest serve` takes it (flags or LUCENT_* variables).
         #[command(flatten)]
-        serve: ServeConfig,
+        serve: Box<ServeConfig>,
     },
     /// Writes COUNT keys into a SQLite store file and LOAD_KEYS of them to --out, one a line.
     SeedKeys {
@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
             servers::baseline(listener).await
         }),
         Command::NullIngest { key_store, serve } => {
-            server_runtime()?.block_on(servers::null_queue_ingest(serve, &key_store))
+            server_runtime()?.block_on(servers::null_queue_ingest(*serve, &key_store))
         }
         Command::SeedKeys {
             store,
