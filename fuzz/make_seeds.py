@@ -100,6 +100,11 @@ def body_seeds():
     yield "nested_deep", control(IDENTITY, 63) + dump(
         batch(events=[event(3, 1, n=json.loads("[" * 100 + "]" * 100))])
     )
+    # Found by the fuzzer: valid JSON that serde_json::Value refuses (out of f64 range).
+    yield "event_number_beyond_f64", control(IDENTITY, 63) + (
+        b'{"sessionId":"s","seq":9223372036854775807,"events":[{"type":6,"t\x7fimestamp":'
+        + b"9" + b"0" * 56 + b'2230e23074,"timestamp":1}]}'
+    )
     yield "long_id", control(IDENTITY, 63) + dump(batch(session="a" * 129))
     yield "null_window_and_metadata", control(IDENTITY, 63) + (
         b'{"sessionId":"s","windowId":null,"metadata":null,"seq":0,"events":[{"type":0,"timestamp":0}]}'
