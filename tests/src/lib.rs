@@ -178,8 +178,19 @@ impl Process {
 
     /// Peak resident memory so far, from /proc (Linux), in bytes.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// Resident memory now, from /proc (Linux), in bytes: unlike the peak it
+    /// can fall, e.g. once hostile connections are closed.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// A `kB` field of `/proc/PID/status`, in bytes.
+    fn status_bytes(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
     }
