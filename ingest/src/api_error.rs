@@ -84,8 +84,10 @@ impl ApiError {
         if let Some((name, value)) = extra {
             response.headers_mut().insert(name, value);
         }
-        // A 408 or a 413 answered before the body was read leaves the rest of the
-        // body on the wire; closing is the only safe way to end such a connection.
+        // After a 408 the client is too slow to wait for, and after a 413 the
+        // rest of its body (read and discarded by the connection, up to a bound)
+        // may be far larger than anything worth reading: both end the
+        // connection once the answer is out.
         if matches!(self, ApiError::RequestTimeout | ApiError::PayloadTooLarge) {
             response
                 .headers_mut()

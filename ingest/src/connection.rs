@@ -171,7 +171,13 @@ where
     C: GracefulConnection<Error = ConnectionError>,
 {
     tokio::pin!(connection);
-    let timer = tokio::time::sleep_until(activity.accepted + limits.first_request_timeout);
+    let first_request_deadline = activity.accepted + limits.first_request_timeout;
+    // The timer is the only place idleness is checked (the request path only
+    // touches atomics), so it must not first sleep past an idle timeout that
+    // is shorter than the first-request timeout.
+    let timer = tokio::time::sleep_until(
+        activity.accepted + limits.first_request_timeout.min(limits.idle_timeout),
+    );
     tokio::pin!(timer);
     // Set once a graceful close has started, with the reason it started for.
     let mut closing: Option<CloseReason> = None;
@@ -206,6 +212,10 @@ where
                     // publish timeouts, and shutdown by the drain timeout.
                     timer.as_mut().reset(now + CLOSE_GRACE);
                 } else if !activity.has_requests() {
+                    if now < first_request_deadline {
+                        timer.as_mut().reset(first_request_deadline);
+                        continue;
+                    }
                     return CloseReason::FirstRequestTimeout;
                 } else if activity.in_flight() > 0 {
                     timer.as_mut().reset(now + limits.idle_timeout);

@@ -168,6 +168,8 @@ async fn connections_without_a_request_are_closed_after_the_first_request_deadli
 async fn idle_http2_connection_is_closed_after_the_idle_timeout() {
     let mut options = Options::default();
     options.server.idle_timeout = Duration::from_millis(300);
+    // Longer than the guard: the idle timeout must not wait for it.
+    options.server.first_request_timeout = Duration::from_secs(600);
     let server = TestServer::start_with(options).await;
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let (mut sender, connection) =
