@@ -48,7 +48,7 @@ bash deploy/check.sh
 step "SDK: unit tests and browser end-to-end test"
 (cd sdk && npm ci --no-audit --no-fund && npm test && npm run e2e)
 
-step "fuzzing: 10 s per target (the first run on a machine also builds the fuzz crate)"
-scripts/fuzz.sh 10
+step "fuzzing: 15 s per target, unoptimised build (README \"Fuzzing\")"
+LUCENT_FUZZ_PROFILE=dev scripts/fuzz.sh 15
 
 step "all tests passed"
