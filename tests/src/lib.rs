@@ -472,3 +472,28 @@ pub fn marked_batch(session: &str, seq: u64, marker: u64) -> String {
         now_ms()
     )
 }
+
+/// Waits until the consumer has committed everything in the embedded queue of
+/// `dir` (`data/queue.db`, reader `lucent-consumer`); panics with the tail of
+/// `consumer`'s log if that takes longer than `timeout`, a hang guard.
+pub async fn wait_drained(dir: &Path, consumer: &Process, timeout: Duration) {
+    use lucent_common::source::Source;
+    let source = lucent_common::sqlite_queue::SqliteSource::open(
+        &dir.join("data/queue.db"),
+        "lucent-consumer",
+    )
+    .expect("the queue file opens");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lag = source.lag().await.expect("the queue file is readable");
+        if lag.iter().all(|(_, l)| *l == 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consumer stuck at lag {lag:?}; log:\n{}",
+            tail_lines(&consumer.log_text(), 60)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

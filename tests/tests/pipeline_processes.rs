@@ -2,36 +2,15 @@
 //! SQLite queue file; the consumer is killed and restarted mid-stream.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lucent_common::session_store::{PageRequest, SessionReader};
-use lucent_common::source::Source;
-use lucent_common::sqlite_queue::SqliteSource;
 use lucent_common::sqlite_store::SqliteStore;
 use lucent_tests::*;
 
 /// (org index, session id) -> markers acknowledged with 202.
 type AckedBySession = BTreeMap<(usize, String), BTreeSet<u64>>;
-
-/// Waits until the consumer has committed everything in the queue.
-async fn wait_drained(dir: &Path, consumer: &ConsumerProcess) {
-    let source = SqliteSource::open(&dir.join("data/queue.db"), "lucent-consumer").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let lag = source.lag().await.unwrap();
-        if lag.iter().all(|(_, l)| *l == 0) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "consumer stuck at lag {lag:?}; log:\n{}",
-            consumer.process.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_sigkilled_mid_stream_loses_and_duplicates_nothing() {
@@ -90,7 +69,7 @@ async fn consumer_sigkilled_mid_stream_loses_and_duplicates_nothing() {
     for task in tasks {
         task.await.unwrap();
     }
-    wait_drained(dir.path(), &consumer).await;
+    wait_drained(dir.path(), &consumer.process, Duration::from_secs(120)).await;
     let status = consumer.process.terminate(Duration::from_secs(30));
     assert!(status.success(), "consumer exit {status}");
 
@@ -176,7 +155,7 @@ async fn cli_lists_and_exports_what_was_sent() {
         .await
         .unwrap();
     assert_eq!(status, 202);
-    wait_drained(dir.path(), &consumer).await;
+    wait_drained(dir.path(), &consumer.process, Duration::from_secs(120)).await;
 
     let store_flag = ["--store", "sqlite://data/lucent.db"];
     let listed = run_cli(
@@ -297,7 +276,7 @@ async fn gzip_bombs_and_garbage_cost_bounded_memory_and_all_reach_the_dead_lette
     for task in tasks {
         task.await.unwrap();
     }
-    wait_drained(dir.path(), &consumer).await;
+    wait_drained(dir.path(), &consumer.process, Duration::from_secs(120)).await;
     let peak = consumer.process.peak_rss_bytes().unwrap();
     let bound = max_in_flight * max_decoded + (128 << 20);
     println!(
