@@ -110,7 +110,7 @@ for f in deploy/grafana/provisioning/*/*.yml; do
 done
 
 # ---- metric names -----------------------------------------------------------
-step "metric names in alerts and dashboard exist in common/src/metric_names.rs"
+step "metric names in alerts and dashboard exist in common/src/process/metric_names.rs"
 run "metric names" "$PY" deploy/checks.py metrics
 
 # ---- summary ----------------------------------------------------------------

@@ -23,7 +23,7 @@ K8S = ROOT / "deploy" / "k8s"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "lucent.json"
-METRIC_NAMES = ROOT / "common" / "src" / "metric_names.rs"
+METRIC_NAMES = ROOT / "common" / "src" / "process" / "metric_names.rs"
 
 # Kubernetes minors the manifests must be valid for: an old one still in vendor
 # support (catches fields too new for it) and the newest kubernetes-validate bundles.

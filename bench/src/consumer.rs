@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use lucent_common::codec::Encoding;
-use lucent_common::envelope::{new_batch_id, Envelope, EnvelopeMeta};
-use lucent_common::publisher::Publisher;
-use lucent_common::sqlite_queue::SqlitePublisher;
+use lucent_common::backend::publisher::Publisher;
+use lucent_common::domain::codec::Encoding;
+use lucent_common::domain::envelope::{new_batch_id, Envelope, EnvelopeMeta};
+use lucent_common::sqlite::queue::SqlitePublisher;
 
 use crate::payload::{Body, USER_AGENT};
 use crate::procs::{self, Proc};
@@ -96,7 +96,7 @@ pub fn prefill(path: &Path, bodies: &[Body]) -> anyhow::Result<f64> {
                         org_id: "org_bench".into(),
                         key_id: "luc_pk_bench000".into(),
                         batch_id: new_batch_id(),
-                        received_ms: lucent_common::clock::now_ms(),
+                        received_ms: lucent_common::domain::clock::now_ms(),
                         encoding: Encoding::Gzip,
                         content_type: "application/json".into(),
                         user_agent: USER_AGENT.into(),

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use lucent_common::api_key::ApiKey;
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::sqlite::store::SqliteStore;
 
 /// Per-key limit of bench keys: high enough that no run is ever limited, so 429s
 /// never make a server look faster than it is.
@@ -20,7 +20,7 @@ pub fn seed(path: &Path, count: usize, load_keys: usize) -> anyhow::Result<Vec<S
     drop(SqliteStore::open(path).context("create the store")?);
     let mut conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "synchronous", "OFF")?;
-    let now = lucent_common::clock::now_ms() as i64;
+    let now = lucent_common::domain::clock::now_ms() as i64;
     let every = (count / load_keys.max(1)).max(1);
     let mut chosen = Vec::with_capacity(load_keys.min(count));
     let tx = conn.transaction()?;
@@ -72,7 +72,9 @@ mod tests {
             .build()
             .unwrap();
         let records = runtime
-            .block_on(lucent_common::key_store::KeyStore::load_all(&store))
+            .block_on(lucent_common::backend::key_store::KeyStore::load_all(
+                &store,
+            ))
             .unwrap();
         assert_eq!(records.len(), 100);
         assert!(records

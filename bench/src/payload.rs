@@ -658,15 +658,15 @@ fn request_head(host: &str, key: &str, beacon: bool, length: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lucent_common::batch::{parse_body, Parsed};
+    use lucent_common::domain::batch::{parse_body, Parsed};
 
     #[test]
     fn generated_batches_are_valid_and_in_their_size_ranges() {
         let bodies = bodies(7, 20, 2);
         for b in &bodies {
-            let json = lucent_common::codec::decode(
+            let json = lucent_common::domain::codec::decode(
                 &b.wire,
-                lucent_common::codec::Encoding::Gzip,
+                lucent_common::domain::codec::Encoding::Gzip,
                 1 << 24,
             )
             .unwrap();

@@ -10,18 +10,18 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use std::time::{Duration, Instant};
 
-use lucent_common::codec::Encoding;
-use lucent_common::envelope::{
+use lucent_common::backend::publisher::{PublishError, Publisher};
+use lucent_common::backend::source::{QueueMessage, Source};
+use lucent_common::domain::codec::Encoding;
+use lucent_common::domain::envelope::{
     new_batch_id, Envelope, EnvelopeMeta, HEADER_DLQ_AT_MS, HEADER_DLQ_REASON,
 };
-use lucent_common::kafka_admin::create_topics;
-use lucent_common::kafka_config::{KafkaConfig, DLQ_TOPIC, RAW_TOPIC};
-use lucent_common::kafka_publisher::{
+use lucent_common::kafka::admin::create_topics;
+use lucent_common::kafka::config::{KafkaConfig, DLQ_TOPIC, RAW_TOPIC};
+use lucent_common::kafka::publisher::{
     KafkaDeadLetterProducer, KafkaPublisher, KafkaPublisherOptions,
 };
-use lucent_common::kafka_source::{headers_from_json, KafkaSource, KafkaSourceOptions};
-use lucent_common::publisher::{PublishError, Publisher};
-use lucent_common::source::{QueueMessage, Source};
+use lucent_common::kafka::source::{headers_from_json, KafkaSource, KafkaSourceOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;

@@ -16,13 +16,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lucent_common::api_key::ApiKey;
-use lucent_common::backends::Store;
-use lucent_common::codec::zstd_compress;
-use lucent_common::key_store::KeyRecord;
-use lucent_common::scylla_store::{ScyllaOptions, ScyllaStore};
-use lucent_common::session_store::{Chunk, DeadLetter, PageRequest, SessionSummary};
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::backend::key_store::KeyRecord;
+use lucent_common::backend::session_store::{Chunk, DeadLetter, PageRequest, SessionSummary};
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::codec::zstd_compress;
+use lucent_common::open::backends::Store;
+use lucent_common::scylla::store::{ScyllaOptions, ScyllaStore};
+use lucent_common::sqlite::store::SqliteStore;
 
 const DAY_MS: u64 = 86_400_000;
 const MINUTE_MS: u64 = 60_000;

@@ -1,10 +1,10 @@
 //! Turning one valid batch into stored chunks, each under the per-cell limit
 //! (DESIGN §4: blobs stay under 1 MiB per cell).
 
-use lucent_common::batch::{events_json, Batch};
-use lucent_common::codec::zstd_compress;
-use lucent_common::envelope::EnvelopeMeta;
-use lucent_common::session_store::Chunk;
+use lucent_common::backend::session_store::Chunk;
+use lucent_common::domain::batch::{events_json, Batch};
+use lucent_common::domain::codec::zstd_compress;
+use lucent_common::domain::envelope::EnvelopeMeta;
 use serde_json::value::RawValue;
 
 /// A single event that does not fit in one cell even alone, after compression.
@@ -106,7 +106,7 @@ fn summarize(events: &[&RawValue]) -> (u64, u64, bool) {
         if let Ok(head) = serde_json::from_str::<Head>(event.get()) {
             first = first.min(head.timestamp);
             last = last.max(head.timestamp);
-            full |= head.event_type == lucent_common::batch::FULL_SNAPSHOT_TYPE;
+            full |= head.event_type == lucent_common::domain::batch::FULL_SNAPSHOT_TYPE;
         }
     }
     (first.min(last), last, full)
@@ -115,8 +115,8 @@ fn summarize(events: &[&RawValue]) -> (u64, u64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lucent_common::batch::{parse_body, Parsed};
-    use lucent_common::codec::{zstd_decompress, Encoding};
+    use lucent_common::domain::batch::{parse_body, Parsed};
+    use lucent_common::domain::codec::{zstd_decompress, Encoding};
 
     fn meta() -> EnvelopeMeta {
         EnvelopeMeta {

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use lucent_common::backend_url::QueueUrl;
-use lucent_common::kafka_flags::KafkaFlags;
-use lucent_common::store_flags::{days_to_secs, StoreArgs};
+use lucent_common::open::backend_url::QueueUrl;
+use lucent_common::open::kafka_flags::KafkaFlags;
+use lucent_common::open::store_flags::{days_to_secs, StoreArgs};
 
 use crate::pipeline::PipelineLimits;
 use crate::process::ProcessLimits;

@@ -22,14 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lucent_common::admin::{self, Readiness};
-use lucent_common::attempt_log::AttemptLog;
-use lucent_common::backends::{open_dead_letter_topic, open_source, Store};
-use lucent_common::clock::{Clock, SystemClock};
-use lucent_common::kafka_publisher::KafkaDeadLetterProducer;
-use lucent_common::session_store::SessionStore;
-use lucent_common::source::Source;
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::attempt_log::AttemptLog;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::session_store::SessionStore;
+use lucent_common::backend::source::Source;
+use lucent_common::domain::clock::{Clock, SystemClock};
+use lucent_common::kafka::publisher::KafkaDeadLetterProducer;
+use lucent_common::open::backends::{open_dead_letter_topic, open_source, Store};
+use lucent_common::process::admin::{self, Readiness};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -111,7 +111,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Stopped {
     // The recorder must exist before the first series is created.
-    let metrics = lucent_common::telemetry::prometheus();
+    let metrics = lucent_common::process::telemetry::prometheus();
     register_metrics();
     let (stop_tx, stop_rx) = watch::channel(false);
     let health = Arc::new(PipelineHealth::default());
@@ -161,8 +161,8 @@ pub async fn run_with(
 
 /// Creates the series alerts and dashboards refer to, at zero.
 fn register_metrics() {
-    use lucent_common::metric_names as m;
-    use lucent_common::telemetry::zero_counter;
+    use lucent_common::process::metric_names as m;
+    use lucent_common::process::telemetry::zero_counter;
     zero_counter(
         m::CONSUMER_DEAD_LETTERS,
         "reason",

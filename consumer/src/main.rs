@@ -2,12 +2,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use lucent_common::backend_url::redact_url;
-use lucent_common::backends::Store;
-use lucent_common::clock::now_ms;
-use lucent_common::kafka_admin::create_topics;
-use lucent_common::scylla_store::ScyllaOptions;
-use lucent_common::store_flags::StoreArgs;
+use lucent_common::domain::clock::now_ms;
+use lucent_common::kafka::admin::create_topics;
+use lucent_common::open::backend_url::redact_url;
+use lucent_common::open::backends::Store;
+use lucent_common::open::store_flags::StoreArgs;
+use lucent_common::scylla::store::ScyllaOptions;
 use lucent_consumer::config::{
     Cli, Command, DlqCommand, RunConfig, SessionsCommand, TopicsCommand,
 };
@@ -15,7 +15,7 @@ use lucent_consumer::read_cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lucent_common::telemetry::init_logging();
+    lucent_common::process::telemetry::init_logging();
     let cli = Cli::parse();
     match cli.command {
         None => run(cli.run).await,
@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
             replication,
             kafka,
         })) => {
-            let lucent_common::backend_url::QueueUrl::Kafka { brokers } = &queue else {
+            let lucent_common::open::backend_url::QueueUrl::Kafka { brokers } = &queue else {
                 anyhow::bail!("topics create needs a kafka:// queue, not {queue}");
             };
             create_topics(brokers, partitions, replication, &kafka.overrides()?)
@@ -55,13 +55,13 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         store = %redact_url(&config.store.store.to_string()),
         "lucent-consumer running"
     );
-    let shutdown = lucent_common::shutdown::signal_with_deadline(Duration::from_millis(
+    let shutdown = lucent_common::process::shutdown::signal_with_deadline(Duration::from_millis(
         config.drain_timeout_ms,
     ));
     let stopped = lucent_consumer::run(&config, admin, shutdown).await?;
     if !stopped.is_clean() {
         // Everything left is redelivered; the status tells the orchestrator.
-        std::process::exit(lucent_common::shutdown::EXIT_WORK_ABANDONED);
+        std::process::exit(lucent_common::process::shutdown::EXIT_WORK_ABANDONED);
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! finished; the loop stops polling while that many are in flight, which is the
 //! backpressure on the queue (a Kafka source's own prefetch is bounded separately).
 //!
-//! Crash-loop breaker (see [`lucent_common::attempt_log`]): every polled
+//! Crash-loop breaker (see [`lucent_common::backend::attempt_log`]): every polled
 //! message's start is recorded durably before it is processed. A message that
 //! comes back with a start on record was in flight when the process died, so it
 //! is a suspect: suspects run one at a time with nothing else in flight. A
@@ -26,10 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use lucent_common::attempt_log::{AttemptLog, Attempts};
-use lucent_common::metric_names as m;
-use lucent_common::source::{QueueMessage, Source};
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::attempt_log::{AttemptLog, Attempts};
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::source::{QueueMessage, Source};
+use lucent_common::process::metric_names as m;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
-use lucent_common::batch::{for_each_batch, Invalid};
-use lucent_common::clock::Clock;
-use lucent_common::codec::{self, DecodeError};
-use lucent_common::envelope::{Envelope, EnvelopeMeta};
-use lucent_common::kafka_publisher::KafkaDeadLetterProducer;
-use lucent_common::kafka_source::headers_from_json;
-use lucent_common::metric_names as m;
-use lucent_common::session_store::{Chunk, DeadLetter, SessionStore};
-use lucent_common::source::{BrokenMessage, QueueMessage};
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::session_store::{Chunk, DeadLetter, SessionStore};
+use lucent_common::backend::source::{BrokenMessage, QueueMessage};
+use lucent_common::domain::batch::{for_each_batch, Invalid};
+use lucent_common::domain::clock::Clock;
+use lucent_common::domain::codec::{self, DecodeError};
+use lucent_common::domain::envelope::{Envelope, EnvelopeMeta};
+use lucent_common::kafka::publisher::KafkaDeadLetterProducer;
+use lucent_common::kafka::source::headers_from_json;
+use lucent_common::process::metric_names as m;
 use tokio::sync::watch;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use lucent_common::codec::zstd_decompress;
-use lucent_common::session_store::{PageRequest, SessionReader};
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::session_store::{PageRequest, SessionReader};
+use lucent_common::domain::codec::zstd_decompress;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -158,8 +158,8 @@ mod tests {
 
     #[tokio::test]
     async fn listing_follows_cursors_through_every_page() {
-        use lucent_common::session_store::{Chunk, SessionStore};
-        use lucent_common::sqlite_store::SqliteStore;
+        use lucent_common::backend::session_store::{Chunk, SessionStore};
+        use lucent_common::sqlite::store::SqliteStore;
 
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("lucent.db")).unwrap();
@@ -173,7 +173,7 @@ mod tests {
                     seq: 0,
                     part: 0,
                     part_count: 1,
-                    events_zstd: lucent_common::codec::zstd_compress(json),
+                    events_zstd: lucent_common::domain::codec::zstd_compress(json),
                     event_count: 1,
                     first_event_ms: 1000 + i,
                     last_event_ms: 1000 + i,

@@ -8,16 +8,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lucent_common::attempt_log::{AttemptLog, Attempts};
-use lucent_common::backends::Store;
-use lucent_common::clock::{Clock, SystemClock};
-use lucent_common::codec::Encoding;
-use lucent_common::envelope::{new_batch_id, Envelope, EnvelopeMeta};
-use lucent_common::publisher::Publisher;
-use lucent_common::session_store::SessionReader;
-use lucent_common::source::Source;
-use lucent_common::sqlite_queue::{SqlitePublisher, SqliteSource};
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::backend::attempt_log::{AttemptLog, Attempts};
+use lucent_common::backend::publisher::Publisher;
+use lucent_common::backend::session_store::SessionReader;
+use lucent_common::backend::source::Source;
+use lucent_common::domain::clock::{Clock, SystemClock};
+use lucent_common::domain::codec::Encoding;
+use lucent_common::domain::envelope::{new_batch_id, Envelope, EnvelopeMeta};
+use lucent_common::open::backends::Store;
+use lucent_common::sqlite::queue::{SqlitePublisher, SqliteSource};
+use lucent_common::sqlite::store::SqliteStore;
 use lucent_consumer::config::RunConfig;
 use serde_json::json;
 

@@ -5,15 +5,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lucent_common::backends::Store;
-use lucent_common::clock::{Clock, SystemClock};
-use lucent_common::codec::Encoding;
-use lucent_common::envelope::{new_batch_id, Envelope, EnvelopeMeta};
-use lucent_common::publisher::Publisher;
-use lucent_common::session_store::{PageRequest, SessionReader};
-use lucent_common::source::Source;
-use lucent_common::sqlite_queue::{SqlitePublisher, SqliteSource};
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::backend::publisher::Publisher;
+use lucent_common::backend::session_store::{PageRequest, SessionReader};
+use lucent_common::backend::source::Source;
+use lucent_common::domain::clock::{Clock, SystemClock};
+use lucent_common::domain::codec::Encoding;
+use lucent_common::domain::envelope::{new_batch_id, Envelope, EnvelopeMeta};
+use lucent_common::open::backends::Store;
+use lucent_common::sqlite::queue::{SqlitePublisher, SqliteSource};
+use lucent_common::sqlite::store::SqliteStore;
 use lucent_consumer::config::RunConfig;
 use lucent_consumer::pipeline::Stopped;
 use lucent_consumer::read_cli::export_session;

@@ -7,9 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lucent_common::batch::{events_json, Batch};
-use lucent_common::codec::{self, Encoding};
-use lucent_common::envelope::EnvelopeMeta;
+use lucent_common::domain::batch::{events_json, Batch};
+use lucent_common::domain::codec::{self, Encoding};
+use lucent_common::domain::envelope::EnvelopeMeta;
 use lucent_consumer::chunker;
 
 /// Small enough that a fuzzer-sized body still exercises the decode limit.
@@ -52,7 +52,7 @@ const MAX_BATCHES: usize = 1_000;
 /// The only use of the batch parser's API, kept in one place so that a change
 /// of its signature is adapted here alone.
 fn valid_batches(decoded: &[u8]) -> Vec<Batch<'_>> {
-    use lucent_common::batch::{parse_body, Parsed};
+    use lucent_common::domain::batch::{parse_body, Parsed};
     match parse_body(decoded, MAX_BATCHES) {
         Parsed::Unreadable(_) => Vec::new(),
         Parsed::Batches(batches) => batches.into_iter().filter_map(Result::ok).collect(),
@@ -62,7 +62,7 @@ fn valid_batches(decoded: &[u8]) -> Vec<Batch<'_>> {
 /// What validation promises about a batch it accepted.
 fn check_batch(batch: &Batch<'_>) {
     let id_ok = |id: &str| {
-        id.len() <= lucent_common::batch::MAX_ID_LEN
+        id.len() <= lucent_common::domain::batch::MAX_ID_LEN
             && id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
@@ -71,7 +71,7 @@ fn check_batch(batch: &Batch<'_>) {
     assert!(id_ok(&batch.window_id));
     assert!(batch.seq <= i64::MAX as u64);
     assert!(!batch.events.is_empty());
-    assert!(batch.events.len() <= lucent_common::batch::MAX_EVENTS_PER_BATCH);
+    assert!(batch.events.len() <= lucent_common::domain::batch::MAX_EVENTS_PER_BATCH);
     assert!(batch.first_event_ms <= batch.last_event_ms);
     assert!(batch.last_event_ms <= i64::MAX as u64);
     // The stored events are re-read as one JSON array by exports. Checked as

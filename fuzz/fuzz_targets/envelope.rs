@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lucent_common::envelope::EnvelopeMeta;
-use lucent_common::kafka_source::headers_from_json;
+use lucent_common::domain::envelope::EnvelopeMeta;
+use lucent_common::kafka::source::headers_from_json;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -8,8 +8,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use lucent_common::api_key::ApiKey;
-use lucent_common::codec::Encoding;
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::codec::Encoding;
 use lucent_ingest::app::{key_from_request, KEY_HEADER, KEY_QUERY_PARAM};
 
 fuzz_target!(|data: &[u8]| {

@@ -17,12 +17,12 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
-use lucent_common::api_key::ApiKey;
-use lucent_common::clock::Clock;
-use lucent_common::codec::{self, Encoding};
-use lucent_common::envelope::{batch_id_at, Envelope, EnvelopeMeta};
-use lucent_common::metric_names as m;
-use lucent_common::publisher::{PublishError, Publisher};
+use lucent_common::backend::publisher::{PublishError, Publisher};
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::clock::Clock;
+use lucent_common::domain::codec::{self, Encoding};
+use lucent_common::domain::envelope::{batch_id_at, Envelope, EnvelopeMeta};
+use lucent_common::process::metric_names as m;
 
 use crate::api_error::{json_response, ApiError};
 use crate::body::read_bounded;
@@ -105,7 +105,7 @@ impl App {
         clock: Arc<dyn Clock>,
         limits: AppLimits,
     ) -> App {
-        lucent_common::telemetry::prometheus();
+        lucent_common::process::telemetry::prometheus();
         App {
             keys,
             limiter,

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use lucent_common::backend_url::QueueUrl;
-use lucent_common::kafka_flags::KafkaFlags;
-use lucent_common::store_flags::StoreArgs;
+use lucent_common::open::backend_url::QueueUrl;
+use lucent_common::open::kafka_flags::KafkaFlags;
+use lucent_common::open::store_flags::StoreArgs;
 
 use crate::app::AppLimits;
 use crate::redis_limiter::RedisLimiterOptions;
@@ -163,7 +163,7 @@ const KAFKA_ENVELOPE_OVERHEAD_BYTES: usize = 64 * 1024;
 impl ServeConfig {
     /// Refuses combinations that cannot work, naming the flag to change.
     pub fn validate(&self) -> Result<(), String> {
-        let largest = lucent_common::kafka_config::MESSAGE_MAX_BYTES;
+        let largest = lucent_common::kafka::config::MESSAGE_MAX_BYTES;
         if matches!(self.queue, QueueUrl::Kafka { .. })
             && self.max_body_bytes + KAFKA_ENVELOPE_OVERHEAD_BYTES > largest
         {

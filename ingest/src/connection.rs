@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulConnection;
-use lucent_common::metric_names as m;
+use lucent_common::process::metric_names as m;
 use tokio::sync::watch;
 use tokio::time::Instant;
 

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use lucent_common::api_key::{ApiKey, BuildApiKeyHasher};
-use lucent_common::clock::Clock;
-use lucent_common::key_store::{KeyRecord, KeyStore};
-use lucent_common::metric_names;
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::key_store::{KeyRecord, KeyStore};
+use lucent_common::domain::api_key::{ApiKey, BuildApiKeyHasher};
+use lucent_common::domain::clock::Clock;
+use lucent_common::process::metric_names;
 
 /// What the table says about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,7 +238,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lucent_common::clock::ManualClock;
+    use lucent_common::domain::clock::ManualClock;
 
     fn record(org: &str, revoked: bool) -> KeyRecord {
         KeyRecord {

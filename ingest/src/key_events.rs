@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lucent_common::api_key::ApiKey;
-use lucent_common::metric_names as m;
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::process::metric_names as m;
 use redis::{AsyncCommands, Client, RedisError};
 
 use crate::key_cache::KeyCache;

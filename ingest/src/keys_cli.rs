@@ -6,10 +6,10 @@
 
 use std::io::Write;
 
-use lucent_common::api_key::ApiKey;
-use lucent_common::clock::now_ms;
-use lucent_common::key_store::{KeyRecord, KeyStore};
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::key_store::{KeyRecord, KeyStore};
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::clock::now_ms;
 
 use crate::key_events::{self, KeyChange};
 

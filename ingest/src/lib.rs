@@ -36,11 +36,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lucent_common::backend_url::redact_url;
-use lucent_common::backends::{open_publisher, PublisherOptions};
-use lucent_common::clock::{Clock, SystemClock};
-use lucent_common::scylla_store::ScyllaOptions;
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::error::StoreError;
+use lucent_common::domain::clock::{Clock, SystemClock};
+use lucent_common::open::backend_url::redact_url;
+use lucent_common::open::backends::{open_publisher, PublisherOptions};
+use lucent_common::scylla::store::ScyllaOptions;
 use tokio::net::TcpListener;
 
 use crate::app::App;
@@ -96,7 +96,7 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     // Install the metrics recorder before anything records: the Redis limiter
     // sets its gauge while connecting, before `server::run` would install it.
-    lucent_common::telemetry::prometheus();
+    lucent_common::process::telemetry::prometheus();
     config.validate().map_err(StartError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let publisher = open_publisher(

@@ -1,14 +1,14 @@
 use anyhow::Context;
 use clap::Parser;
-use lucent_common::backend_url::redact_url;
-use lucent_common::scylla_store::ScyllaOptions;
+use lucent_common::open::backend_url::redact_url;
+use lucent_common::scylla::store::ScyllaOptions;
 use lucent_ingest::config::{Cli, Command, KeysCommand};
 use lucent_ingest::key_events::KeyChange;
 use lucent_ingest::keys_cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lucent_common::telemetry::init_logging();
+    lucent_common::process::telemetry::init_logging();
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve).await,
@@ -33,7 +33,7 @@ async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()>
         "lucent-ingest serving"
     );
     let drain_timeout = std::time::Duration::from_millis(config.drain_timeout_ms);
-    let shutdown = lucent_common::shutdown::signal_with_deadline(drain_timeout);
+    let shutdown = lucent_common::process::shutdown::signal_with_deadline(drain_timeout);
     lucent_ingest::serve(&config, listener, admin, shutdown).await?;
     Ok(())
 }

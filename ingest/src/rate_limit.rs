@@ -11,8 +11,8 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use lucent_common::api_key::{ApiKey, BuildApiKeyHasher};
-use lucent_common::clock::Clock;
+use lucent_common::domain::api_key::{ApiKey, BuildApiKeyHasher};
+use lucent_common::domain::clock::Clock;
 
 /// Length of the window.
 pub const WINDOW_MS: u64 = 60_000;
@@ -160,7 +160,7 @@ impl RateLimiter for LocalLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lucent_common::clock::ManualClock;
+    use lucent_common::domain::clock::ManualClock;
     use proptest::prelude::*;
 
     fn limiter() -> (Arc<ManualClock>, LocalLimiter) {

@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lucent_common::api_key::ApiKey;
-use lucent_common::metric_names as m;
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::process::metric_names as m;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 
@@ -346,7 +346,7 @@ impl RateLimiter for RedisLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lucent_common::clock::SystemClock;
+    use lucent_common::domain::clock::SystemClock;
     use std::time::Instant;
 
     fn limiter(url: &str, timeout_ms: u64) -> (Arc<LocalLimiter>, Arc<RedisLimiter>) {

@@ -6,7 +6,7 @@
 //! Every label value of these series is known up front, so each series is
 //! registered at start and a request only bumps an atomic.
 
-use lucent_common::metric_names as m;
+use lucent_common::process::metric_names as m;
 use metrics::{Counter, Gauge, Histogram};
 
 /// The `route` label of request metrics; bounded, unlike the raw path.

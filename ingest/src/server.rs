@@ -27,9 +27,9 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use lucent_common::admin::{self, Readiness};
-use lucent_common::key_store::KeyStore;
-use lucent_common::metric_names as m;
+use lucent_common::backend::key_store::KeyStore;
+use lucent_common::process::admin::{self, Readiness};
+use lucent_common::process::metric_names as m;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
@@ -87,7 +87,7 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let metrics = lucent_common::telemetry::prometheus();
+    let metrics = lucent_common::process::telemetry::prometheus();
     register_metrics();
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin::serve(
@@ -298,7 +298,7 @@ impl Drop for PeerSlot {
 /// Creates the series alerts and dashboards refer to, at zero (the request
 /// path's own series are registered by [`crate::app::App::new`]).
 fn register_metrics() {
-    use lucent_common::telemetry::zero_counter;
+    use lucent_common::process::telemetry::zero_counter;
     zero_counter(
         m::INGEST_AUTH_FAILURES,
         "reason",

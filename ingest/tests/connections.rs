@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lucent_common::metric_names as m;
+use lucent_common::process::metric_names as m;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
-use lucent_common::api_key::ApiKey;
-use lucent_common::codec::Encoding;
-use lucent_common::envelope::Envelope;
-use lucent_common::key_store::{KeyRecord, KeyStore};
-use lucent_common::publisher::{PublishError, Publisher};
-use lucent_common::store_error::StoreError;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::key_store::{KeyRecord, KeyStore};
+use lucent_common::backend::publisher::{PublishError, Publisher};
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::codec::Encoding;
+use lucent_common::domain::envelope::Envelope;
 use support::*;
 
 const PATH: &str = "/api/sdk/replay";
@@ -577,7 +577,7 @@ async fn health_and_readiness_on_both_ports() {
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
-        text.contains(lucent_common::metric_names::INGEST_REQUESTS),
+        text.contains(lucent_common::process::metric_names::INGEST_REQUESTS),
         "{text}"
     );
 }

@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lucent_common::kafka_config::{KafkaConfig, DLQ_TOPIC, RAW_TOPIC};
-use lucent_common::kafka_publisher::{KafkaPublisher, KafkaPublisherOptions};
+use lucent_common::kafka::config::{KafkaConfig, DLQ_TOPIC, RAW_TOPIC};
+use lucent_common::kafka::publisher::{KafkaPublisher, KafkaPublisherOptions};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};

@@ -153,7 +153,7 @@ fn preflight_headers_match_the_code() {
 
 #[test]
 fn batch_schema_limits_match_the_validator() {
-    use lucent_common::batch::{MAX_EVENTS_PER_BATCH, MAX_EVENT_TYPE, MAX_ID_LEN};
+    use lucent_common::domain::batch::{MAX_EVENTS_PER_BATCH, MAX_EVENT_TYPE, MAX_ID_LEN};
     let spec = spec();
     let batch = &spec["components"]["schemas"]["Batch"]["properties"];
     assert_eq!(

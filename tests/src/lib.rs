@@ -462,7 +462,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
-    lucent_common::clock::now_ms()
+    lucent_common::domain::clock::now_ms()
 }
 
 /// A valid batch whose single event carries `marker` so it can be found later.
@@ -477,8 +477,8 @@ pub fn marked_batch(session: &str, seq: u64, marker: u64) -> String {
 /// `dir` (`data/queue.db`, reader `lucent-consumer`); panics with the tail of
 /// `consumer`'s log if that takes longer than `timeout`, a hang guard.
 pub async fn wait_drained(dir: &Path, consumer: &Process, timeout: Duration) {
-    use lucent_common::source::Source;
-    let source = lucent_common::sqlite_queue::SqliteSource::open(
+    use lucent_common::backend::source::Source;
+    let source = lucent_common::sqlite::queue::SqliteSource::open(
         &dir.join("data/queue.db"),
         "lucent-consumer",
     )

@@ -13,8 +13,8 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use lucent_common::session_store::SessionReader;
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::backend::session_store::SessionReader;
+use lucent_common::sqlite::store::SqliteStore;
 use lucent_tests::*;
 
 const MIB: u64 = 1 << 20;

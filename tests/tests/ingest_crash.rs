@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lucent_common::source::Source;
-use lucent_common::sqlite_queue::SqliteSource;
+use lucent_common::backend::source::Source;
+use lucent_common::sqlite::queue::SqliteSource;
 use lucent_tests::*;
 
 /// Every marker in the queue file.

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::sqlite::store::SqliteStore;
 use lucent_tests::tansu::TansuBroker;
 use lucent_tests::*;
 
@@ -729,9 +729,10 @@ async fn a_message_that_kills_the_consumer_twice_is_dead_lettered_and_the_partit
     let store = SqliteStore::open(&pipeline.path().join("data/lucent.db")).unwrap();
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
-        let letters = lucent_common::session_store::SessionReader::list_dead_letters(&store, 10)
-            .await
-            .unwrap();
+        let letters =
+            lucent_common::backend::session_store::SessionReader::list_dead_letters(&store, 10)
+                .await
+                .unwrap();
         let before = export(&store, "org-0", "before").await.len();
         let after = export(&store, "org-0", "after").await.len();
         if letters.len() == 1 && before == 20 && after == 20 {

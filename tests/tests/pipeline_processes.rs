@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lucent_common::session_store::{PageRequest, SessionReader};
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::backend::session_store::{PageRequest, SessionReader};
+use lucent_common::sqlite::store::SqliteStore;
 use lucent_tests::*;
 
 /// (org index, session id) -> markers acknowledged with 202.

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lucent_common::api_key::ApiKey;
-use lucent_common::clock::SystemClock;
-use lucent_common::metric_names as m;
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::clock::SystemClock;
+use lucent_common::process::metric_names as m;
 use lucent_ingest::rate_limit::{Decision, LocalLimiter, RateLimiter, WINDOW_MS};
 use lucent_ingest::redis_limiter::{redis_key, RedisLimiter, RedisLimiterOptions};
 use lucent_tests::redis::RedisServer;

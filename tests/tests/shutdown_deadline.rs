@@ -151,14 +151,15 @@ async fn a_consumer_stopped_during_a_store_outage_exits_75_and_loses_nothing() {
     blocker.execute_batch("ROLLBACK").unwrap();
     drop(blocker);
     let consumer = ConsumerProcess::start_named(dir.path(), "consumer-2", &env).await;
-    let store =
-        lucent_common::sqlite_store::SqliteStore::open(&dir.path().join("data/lucent.db")).unwrap();
+    let store = lucent_common::sqlite::store::SqliteStore::open(&dir.path().join("data/lucent.db"))
+        .unwrap();
     let deadline = Instant::now() + HANG_GUARD;
     loop {
-        let stored = lucent_common::session_store::SessionReader::read_session(&store, "org", "s")
-            .await
-            .unwrap()
-            .len();
+        let stored =
+            lucent_common::backend::session_store::SessionReader::read_session(&store, "org", "s")
+                .await
+                .unwrap()
+                .len();
         if stored == 10 {
             break;
         }

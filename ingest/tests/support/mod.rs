@@ -13,13 +13,13 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use lucent_common::api_key::ApiKey;
-use lucent_common::clock::{Clock, ManualClock};
-use lucent_common::key_store::{KeyRecord, KeyStore};
-use lucent_common::publisher::Publisher;
-use lucent_common::source::Source;
-use lucent_common::sqlite_queue::{SqlitePublisher, SqliteSource};
-use lucent_common::sqlite_store::SqliteStore;
+use lucent_common::backend::key_store::{KeyRecord, KeyStore};
+use lucent_common::backend::publisher::Publisher;
+use lucent_common::backend::source::Source;
+use lucent_common::domain::api_key::ApiKey;
+use lucent_common::domain::clock::{Clock, ManualClock};
+use lucent_common::sqlite::queue::{SqlitePublisher, SqliteSource};
+use lucent_common::sqlite::store::SqliteStore;
 use lucent_ingest::app::{App, AppLimits};
 use lucent_ingest::key_cache::KeyCache;
 use lucent_ingest::rate_limit::LocalLimiter;
@@ -197,7 +197,7 @@ impl TestServer {
     }
 
     /// Every message in the queue file, in order.
-    pub async fn queued(&self) -> Vec<lucent_common::envelope::Envelope> {
+    pub async fn queued(&self) -> Vec<lucent_common::domain::envelope::Envelope> {
         let source = SqliteSource::open(&self.dir.path().join("queue.db"), "test-reader").unwrap();
         let mut all = Vec::new();
         loop {

@@ -3,16 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attempt_log::AttemptLog;
-use crate::backend_url::{QueueUrl, StoreUrl};
-use crate::key_store::KeyStore;
-use crate::publisher::Publisher;
-use crate::scylla_store::{ScyllaOptions, ScyllaStore};
-use crate::session_store::{SessionReader, SessionStore};
-use crate::source::Source;
-use crate::sqlite_queue::{SqlitePublisher, SqliteSource};
-use crate::sqlite_store::SqliteStore;
-use crate::store_error::StoreError;
+use crate::backend::attempt_log::AttemptLog;
+use crate::backend::error::StoreError;
+use crate::backend::key_store::KeyStore;
+use crate::backend::publisher::Publisher;
+use crate::backend::session_store::{SessionReader, SessionStore};
+use crate::backend::source::Source;
+use crate::open::backend_url::{QueueUrl, StoreUrl};
+use crate::scylla::store::{ScyllaOptions, ScyllaStore};
+use crate::sqlite::queue::{SqlitePublisher, SqliteSource};
+use crate::sqlite::store::SqliteStore;
 
 /// Everything a store backend offers.
 pub trait Store: KeyStore + SessionStore + SessionReader + AttemptLog {}
@@ -54,12 +54,12 @@ pub async fn open_publisher(
             options.ack_timeout,
         )?)),
         QueueUrl::Kafka { brokers } => {
-            let kafka = crate::kafka_publisher::KafkaPublisherOptions {
+            let kafka = crate::kafka::publisher::KafkaPublisherOptions {
                 ack_timeout: options.ack_timeout,
                 buffer_bytes: options.buffer_bytes,
                 ..Default::default()
             };
-            Ok(Arc::new(crate::kafka_publisher::KafkaPublisher::connect(
+            Ok(Arc::new(crate::kafka::publisher::KafkaPublisher::connect(
                 &kafka_config(brokers, &options.kafka_overrides),
                 &kafka,
             )?))
@@ -75,9 +75,9 @@ pub async fn open_source(
 ) -> Result<Arc<dyn Source>, StoreError> {
     match url {
         QueueUrl::Sqlite(path) => Ok(Arc::new(SqliteSource::open(path, group)?)),
-        QueueUrl::Kafka { brokers } => Ok(Arc::new(crate::kafka_source::KafkaSource::connect(
+        QueueUrl::Kafka { brokers } => Ok(Arc::new(crate::kafka::source::KafkaSource::connect(
             &kafka_config(brokers, kafka_overrides),
-            &crate::kafka_source::KafkaSourceOptions::new(group),
+            &crate::kafka::source::KafkaSourceOptions::new(group),
         )?)),
     }
 }
@@ -88,11 +88,11 @@ pub fn open_dead_letter_topic(
     url: &QueueUrl,
     kafka_overrides: &[(String, String)],
     ack_timeout: Duration,
-) -> Result<Option<Arc<crate::kafka_publisher::KafkaDeadLetterProducer>>, StoreError> {
+) -> Result<Option<Arc<crate::kafka::publisher::KafkaDeadLetterProducer>>, StoreError> {
     match url {
         QueueUrl::Sqlite(_) => Ok(None),
         QueueUrl::Kafka { brokers } => Ok(Some(Arc::new(
-            crate::kafka_publisher::KafkaDeadLetterProducer::connect(
+            crate::kafka::publisher::KafkaDeadLetterProducer::connect(
                 &kafka_config(brokers, kafka_overrides),
                 ack_timeout,
             )?,
@@ -100,9 +100,12 @@ pub fn open_dead_letter_topic(
     }
 }
 
-fn kafka_config(brokers: &str, overrides: &[(String, String)]) -> crate::kafka_config::KafkaConfig {
+fn kafka_config(
+    brokers: &str,
+    overrides: &[(String, String)],
+) -> crate::kafka::config::KafkaConfig {
     overrides.iter().fold(
-        crate::kafka_config::KafkaConfig::new(brokers),
+        crate::kafka::config::KafkaConfig::new(brokers),
         |config, (k, v)| config.with_override(k.clone(), v.clone()),
     )
 }

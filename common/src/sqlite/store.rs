@@ -7,14 +7,14 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
-use crate::api_key::ApiKey;
-use crate::key_store::{KeyRecord, KeyStore};
-use crate::session_store::{
+use crate::backend::error::StoreError;
+use crate::backend::key_store::{KeyRecord, KeyStore};
+use crate::backend::session_store::{
     Chunk, DeadLetter, DeadLetterSummary, PageRequest, SessionPage, SessionReader, SessionStore,
     SessionSummary,
 };
-use crate::sqlite_writer::{open_connection, SqliteReader, SqliteWriter};
-use crate::store_error::StoreError;
+use crate::domain::api_key::ApiKey;
+use crate::sqlite::connection::{open_connection, SqliteReader, SqliteWriter};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -84,7 +84,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(crate::sqlite_attempts::SCHEMA)?;
+        conn.execute_batch(crate::sqlite::attempts::SCHEMA)?;
         Ok(SqliteStore {
             reader: SqliteReader::open(path)?,
             writer: SqliteWriter::start(conn, "lucent-store-writer")?,

@@ -16,7 +16,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
 
 /// Topic every accepted body is published to (DESIGN §3).
 pub const RAW_TOPIC: &str = "lucent.replay.raw";

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::backend_url::StoreUrl;
-use crate::backends::{open_store, Store};
-use crate::scylla_store::ScyllaOptions;
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
+use crate::open::backend_url::StoreUrl;
+use crate::open::backends::{open_store, Store};
+use crate::scylla::store::ScyllaOptions;
 
 /// The store every binary uses unless told otherwise.
 pub const DEFAULT_STORE: &str = "sqlite://data/lucent.db";

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
 
 /// Jobs waiting for the writer thread. The bound keeps a stalled disk from
 /// turning into unbounded memory: callers wait for room (and callers with a

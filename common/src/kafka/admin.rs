@@ -9,10 +9,10 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::kafka_config::{
+use crate::backend::error::StoreError;
+use crate::kafka::config::{
     creation_error, KafkaConfig, TracingContext, DLQ_TOPIC, MESSAGE_MAX_BYTES, RAW_TOPIC,
 };
-use crate::store_error::StoreError;
 
 /// How long raw batches stay in Kafka, ms: a week, so a consumer outage over a
 /// long weekend loses nothing (Kafka's own default).

@@ -17,9 +17,9 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
-use crate::attempt_log::{AttemptLog, Attempts};
-use crate::scylla_store::{fail, prepare, ScyllaStore};
-use crate::store_error::StoreError;
+use crate::backend::attempt_log::{AttemptLog, Attempts};
+use crate::backend::error::StoreError;
+use crate::scylla::store::{fail, prepare, ScyllaStore};
 
 /// How long a start stays on record. A crash loop restarts within minutes; a
 /// day also covers a consumer that stays down over a night. After an offset

@@ -16,11 +16,11 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::Semaphore;
 
-use crate::envelope::{Envelope, EnvelopeMeta};
-use crate::publisher::{PublishError, Publisher};
-use crate::source::{BrokenMessage, QueueMessage, Source};
-use crate::sqlite_writer::{open_connection_with_page_size, SqliteReader, SqliteWriter};
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
+use crate::backend::publisher::{PublishError, Publisher};
+use crate::backend::source::{BrokenMessage, QueueMessage, Source};
+use crate::domain::envelope::{Envelope, EnvelopeMeta};
+use crate::sqlite::connection::{open_connection_with_page_size, SqliteReader, SqliteWriter};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -251,7 +251,7 @@ impl Source for SqliteSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Encoding;
+    use crate::domain::codec::Encoding;
 
     #[test]
     fn a_new_log_file_gets_the_log_page_size_and_an_old_one_keeps_its_own() {
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(page_size(&fresh), LOG_PAGE_BYTES);
 
         let old = dir.path().join("old.db");
-        let conn = crate::sqlite_writer::open_connection(&old).unwrap();
+        let conn = crate::sqlite::connection::open_connection(&old).unwrap();
         create_schema(&conn).unwrap();
         drop(conn);
         drop(SqlitePublisher::open(&old, 1 << 20, Duration::from_secs(5)).unwrap());

@@ -23,12 +23,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
-use crate::envelope::{Envelope, HEADER_DLQ_AT_MS, HEADER_DLQ_REASON};
-use crate::kafka_config::{
+use crate::backend::error::StoreError;
+use crate::backend::publisher::{PublishError, Publisher};
+use crate::domain::envelope::{Envelope, HEADER_DLQ_AT_MS, HEADER_DLQ_REASON};
+use crate::kafka::config::{
     creation_error, millis, KafkaConfig, TracingContext, DLQ_TOPIC, MESSAGE_MAX_BYTES, RAW_TOPIC,
 };
-use crate::publisher::{PublishError, Publisher};
-use crate::store_error::StoreError;
 
 /// Settings of [`KafkaPublisher`]. Field docs give units and defaults; the
 /// values live in [`Default`].

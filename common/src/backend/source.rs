@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 
-use crate::envelope::Envelope;
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
+use crate::domain::envelope::Envelope;
 
 /// What a source yields: either an envelope, or bytes whose headers were
 /// unreadable (still dead-lettered, never dropped).

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::envelope::Envelope;
+use crate::domain::envelope::Envelope;
 
 /// Why a publish did not become durable.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 
-use crate::api_key::ApiKey;
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
+use crate::domain::api_key::ApiKey;
 
 /// One row of `api_keys`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,14 +99,14 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, Statement};
 use scylla::DeserializeRow;
 
-use crate::api_key::ApiKey;
-use crate::clock::{Clock, SystemClock};
-use crate::key_store::{KeyRecord, KeyStore};
-use crate::session_store::{
+use crate::backend::error::StoreError;
+use crate::backend::key_store::{KeyRecord, KeyStore};
+use crate::backend::session_store::{
     Chunk, DeadLetter, DeadLetterSummary, PageRequest, SessionPage, SessionReader, SessionStore,
     SessionSummary,
 };
-use crate::store_error::StoreError;
+use crate::domain::api_key::ApiKey;
+use crate::domain::clock::{Clock, SystemClock};
 
 /// Keys and their organization, limit override and revocation time.
 pub const CREATE_API_KEYS: &str = r#"CREATE TABLE IF NOT EXISTS api_keys (
@@ -273,7 +273,7 @@ pub fn parse_consistency(name: &str) -> Result<Consistency, StoreError> {
 pub struct ScyllaStore {
     pub(crate) session: Session,
     statements: Statements,
-    pub(crate) attempts: crate::scylla_attempts::AttemptStatements,
+    pub(crate) attempts: crate::scylla::attempts::AttemptStatements,
     /// `ScyllaOptions::ttl_secs`, as CQL binds it.
     ttl_secs: i32,
     /// `ScyllaOptions::ttl_secs` in milliseconds: listings read no bucket older than
@@ -518,7 +518,7 @@ impl ScyllaStore {
                 .map_err(fail("creating a table"))?;
         }
 
-        let mut create = Statement::new(crate::scylla_attempts::CREATE_PROCESSING_ATTEMPTS);
+        let mut create = Statement::new(crate::scylla::attempts::CREATE_PROCESSING_ATTEMPTS);
         create.set_is_idempotent(true);
         session
             .query_unpaged(create, ())
@@ -526,7 +526,7 @@ impl ScyllaStore {
             .map_err(fail("creating a table"))?;
         let statements = Statements::prepare(&session, write, read).await?;
         let attempts =
-            crate::scylla_attempts::AttemptStatements::prepare(&session, write, read).await?;
+            crate::scylla::attempts::AttemptStatements::prepare(&session, write, read).await?;
         Ok(ScyllaStore {
             session,
             statements,

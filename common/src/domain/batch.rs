@@ -619,7 +619,7 @@ mod tests {
             declared in 0usize..4,
             wrap_in_gzip in proptest::bool::ANY,
         ) {
-            use crate::codec::{decode, effective_encoding, Encoding};
+            use crate::domain::codec::{decode, effective_encoding, Encoding};
             let body = if wrap_in_gzip {
                 use std::io::Write;
                 let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -45,12 +45,12 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Statistics};
 
-use crate::envelope::{Envelope, EnvelopeMeta};
-use crate::kafka_config::{
+use crate::backend::error::StoreError;
+use crate::backend::source::{BrokenMessage, QueueMessage, Source};
+use crate::domain::envelope::{Envelope, EnvelopeMeta};
+use crate::kafka::config::{
     creation_error, log_to_tracing, millis, KafkaConfig, MESSAGE_MAX_BYTES, RAW_TOPIC,
 };
-use crate::source::{BrokenMessage, QueueMessage, Source};
-use crate::store_error::StoreError;
 
 /// Settings of [`KafkaSource`]. Field docs give units and defaults; the values
 /// live in [`Default`] (except the group, which has none).
@@ -379,7 +379,7 @@ fn headers_json<H: Headers>(headers: Option<&H>) -> String {
 }
 
 /// Headers as (name, value) pairs from [`BrokenMessage::headers_json`], for
-/// [`crate::kafka_publisher::KafkaDeadLetterProducer::send`].
+/// [`crate::kafka::publisher::KafkaDeadLetterProducer::send`].
 pub fn headers_from_json(headers_json: &str) -> Vec<(String, String)> {
     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(headers_json)
         .map(|map| {
@@ -495,8 +495,8 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Encoding;
-    use crate::envelope::new_batch_id;
+    use crate::domain::codec::Encoding;
+    use crate::domain::envelope::new_batch_id;
     use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
 
     fn message(headers: OwnedHeaders) -> OwnedMessage {

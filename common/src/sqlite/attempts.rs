@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use crate::attempt_log::{AttemptLog, Attempts};
-use crate::sqlite_store::SqliteStore;
-use crate::store_error::StoreError;
+use crate::backend::attempt_log::{AttemptLog, Attempts};
+use crate::backend::error::StoreError;
+use crate::sqlite::store::SqliteStore;
 
 /// Created with the rest of the store's schema.
 pub(crate) const SCHEMA: &str = "

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::metric_names::{LATENCY_BUCKETS_SECONDS, RATIO_BUCKETS};
+use crate::process::metric_names::{LATENCY_BUCKETS_SECONDS, RATIO_BUCKETS};
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
 
 /// librdkafka settings applied after Lucent's own; used only with `kafka://` queues.
 #[derive(Debug, Clone, Default, Args)]

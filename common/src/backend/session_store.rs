@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
 
 /// One stored cell of events. A batch is one chunk, or several `part`s when its
 /// compressed events would not fit under the per-cell limit.

@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 
-use crate::store_error::StoreError;
+use crate::backend::error::StoreError;
 
 /// Starts of one message on record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

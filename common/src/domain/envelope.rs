@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::codec::Encoding;
+use crate::domain::codec::Encoding;
 
 pub const HEADER_VERSION: &str = "lucent.v";
 pub const HEADER_ORG: &str = "lucent.org";

@@ -1,0 +1,8 @@
+//! The distributed queue on Apache Kafka (any Kafka-protocol broker), through
+//! librdkafka: settings and operator overrides, the producer and the
+//! dead-letter producer, the consumer-group source, topic creation.
+
+pub mod admin;
+pub mod config;
+pub mod publisher;
+pub mod source;
