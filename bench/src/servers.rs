@@ -22,13 +22,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lucent_common::backend::publisher::{PublishError, Publisher};
-use lucent_common::domain::clock::{Clock, SystemClock};
+use lucent_common::domain::clock::SystemClock;
 use lucent_common::domain::envelope::Envelope;
 use lucent_common::sqlite::store::SqliteStore;
-use lucent_ingest::app::App;
 use lucent_ingest::config::ServeConfig;
-use lucent_ingest::key_cache::KeyCache;
-use lucent_ingest::rate_limit::LocalLimiter;
+use lucent_ingest::{serve_with, Parts};
 use tokio::net::TcpListener;
 
 /// Serves the baseline until killed.
@@ -81,32 +79,21 @@ impl Publisher for NullPublisher {
 }
 
 /// Serves the ingest API of `config` with the null queue and the key table in
-/// the SQLite file `key_store` until killed. Mirrors `lucent_ingest::serve`
-/// for the local-limiter configuration.
+/// the SQLite file `key_store` until killed: the same server as
+/// `lucent-ingest serve`, assembled by `lucent_ingest::serve_with`.
 pub async fn null_queue_ingest(config: ServeConfig, key_store: &Path) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     let admin = TcpListener::bind(config.admin_listen).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The bench's key tables are SQLite files; opening the file directly keeps this
     // diagnostic independent of how `ServeConfig` spells its store flags.
-    let store = Arc::new(SqliteStore::open(key_store)?);
-    let local = Arc::new(LocalLimiter::new(clock.clone()));
-    let app = Arc::new(App::new(
-        Arc::new(KeyCache::new(clock.clone())),
-        local.clone(),
-        Arc::new(NullPublisher),
-        clock,
-        config.app_limits(),
-    ));
-    lucent_ingest::server::run(
-        app,
-        store,
-        Some(local),
-        config.server_limits(),
-        listener,
-        admin,
-        std::future::pending::<()>(),
-    )
-    .await;
+    let parts = Parts {
+        publisher: Arc::new(NullPublisher),
+        key_store: Arc::new(SqliteStore::open(key_store)?),
+        clock: Arc::new(SystemClock),
+        app_limits: config.app_limits(),
+        server_limits: config.server_limits(),
+        shared_limit: None,
+    };
+    serve_with(parts, listener, admin, std::future::pending::<()>()).await?;
     Ok(())
 }

@@ -97,7 +97,7 @@ fn route_of(path: &str, method: &Method) -> Route {
 
 impl App {
     /// Assembles the pipeline and registers its metric series with the
-    /// process's Prometheus recorder (installing it if nothing has yet).
+    /// process's recorder, which must be installed already (`serve_with` does).
     pub fn new(
         keys: Arc<KeyCache>,
         limiter: Arc<dyn RateLimiter>,
@@ -105,7 +105,6 @@ impl App {
         clock: Arc<dyn Clock>,
         limits: AppLimits,
     ) -> App {
-        lucent_common::process::telemetry::prometheus();
         App {
             keys,
             limiter,

@@ -43,11 +43,15 @@ use lucent_common::open::backends::{open_publisher, PublisherOptions};
 use lucent_common::scylla::store::ScyllaOptions;
 use tokio::net::TcpListener;
 
-use crate::app::App;
+use lucent_common::backend::key_store::KeyStore;
+use lucent_common::backend::publisher::Publisher;
+
+use crate::app::{App, AppLimits};
 use crate::config::ServeConfig;
 use crate::key_cache::KeyCache;
 use crate::rate_limit::{LocalLimiter, RateLimiter};
-use crate::redis_limiter::RedisLimiter;
+use crate::redis_limiter::{RedisLimiter, RedisLimiterOptions};
+use crate::server::ServerLimits;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,22 +87,15 @@ pub enum StartError {
     },
 }
 
-/// Opens the configured backends and serves until `shutdown` resolves.
-///
-/// With `--rate-limit-redis`, the limiter is the shared one (falling back to a
-/// local window) and a subscriber reloads the key table on announced changes;
-/// both background tasks stop after the server has drained.
+/// Opens the configured backends and serves until `shutdown` resolves
+/// (see [`serve_with`] for what is assembled from them).
 pub async fn serve(
     config: &ServeConfig,
     listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    // Install the metrics recorder before anything records: the Redis limiter
-    // sets its gauge while connecting, before `server::run` would install it.
-    lucent_common::process::telemetry::prometheus();
     config.validate().map_err(StartError::Config)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let publisher = open_publisher(
         &config.queue,
         &PublisherOptions {
@@ -113,7 +110,7 @@ pub async fn serve(
         source,
     })?;
     // The key table has no TTL; the retention of session data does not apply here.
-    let store = config
+    let key_store = config
         .store
         .open(ScyllaOptions::default().ttl_secs)
         .await
@@ -121,19 +118,68 @@ pub async fn serve(
             url: config.store.store.to_string(),
             source,
         })?;
+    let parts = Parts {
+        publisher,
+        key_store,
+        clock: Arc::new(SystemClock),
+        app_limits: config.app_limits(),
+        server_limits: config.server_limits(),
+        shared_limit: config
+            .rate_limit_redis
+            .clone()
+            .map(|url| (url, config.redis_limiter_options())),
+    };
+    serve_with(parts, listener, admin_listener, shutdown).await
+}
+
+/// What [`serve`] opens from the configuration, ready-made: tests and the
+/// benchmark build these themselves (an in-memory queue, a moved clock) and
+/// run the very same server.
+pub struct Parts {
+    pub publisher: Arc<dyn Publisher>,
+    pub key_store: Arc<dyn KeyStore>,
+    pub clock: Arc<dyn Clock>,
+    pub app_limits: AppLimits,
+    pub server_limits: ServerLimits,
+    /// Redis URL and timeouts of the rate limit shared by all replicas (and
+    /// of key-change announcements); `None`: this replica's own window only.
+    pub shared_limit: Option<(String, RedisLimiterOptions)>,
+}
+
+/// Assembles the server from `parts` and serves until `shutdown` resolves.
+///
+/// With a shared limit, the limiter is the Redis one (falling back to a local
+/// window) and a subscriber reloads the key table on announced changes; both
+/// background tasks stop after the server has drained.
+pub async fn serve_with(
+    parts: Parts,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    // Installed here, once, before anything records: the Redis limiter sets a
+    // gauge while connecting and `App::new` registers the request series.
+    let metrics = lucent_common::process::telemetry::prometheus();
+    let Parts {
+        publisher,
+        key_store,
+        clock,
+        app_limits,
+        server_limits,
+        shared_limit,
+    } = parts;
     let local = Arc::new(LocalLimiter::new(clock.clone()));
     let keys = Arc::new(KeyCache::new(clock.clone()));
     let mut background = Vec::new();
-    let limiter: Arc<dyn RateLimiter> = match &config.rate_limit_redis {
+    let limiter: Arc<dyn RateLimiter> = match &shared_limit {
         None => local.clone(),
-        Some(url) => {
+        Some((url, options)) => {
             let redis_error = |source| StartError::Redis {
                 url: url.clone(),
                 source,
             };
             let shared = Arc::new(
-                RedisLimiter::new(url, config.redis_limiter_options(), local.clone())
-                    .map_err(redis_error)?,
+                RedisLimiter::new(url, options.clone(), local.clone()).map_err(redis_error)?,
             );
             // One attempt before serving, so the first requests share the window
             // when Redis is there; when it is not, the probe keeps trying.
@@ -146,23 +192,15 @@ pub async fn serve(
             shared
         }
     };
-    let app = Arc::new(App::new(
-        keys,
-        limiter,
-        publisher,
-        clock,
-        config.app_limits(),
-    ));
-    server::run(
+    let app = Arc::new(App::new(keys, limiter, publisher, clock, app_limits));
+    let served = server::Served {
         app,
-        store,
-        Some(local),
-        config.server_limits(),
-        listener,
-        admin_listener,
-        shutdown,
-    )
-    .await;
+        key_store,
+        local_limiter: local,
+        limits: server_limits,
+        metrics,
+    };
+    server::run(served, listener, admin_listener, shutdown).await;
     for task in background {
         task.abort();
     }

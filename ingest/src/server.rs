@@ -30,6 +30,7 @@ use hyper_util::server::conn::auto;
 use lucent_common::backend::key_store::KeyStore;
 use lucent_common::process::admin::{self, Readiness};
 use lucent_common::process::metric_names as m;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
@@ -76,18 +77,33 @@ pub struct ServerLimits {
     pub key_refresh_interval: Duration,
 }
 
+/// What the server runs: the request pipeline and what keeps it current.
+pub struct Served {
+    pub app: Arc<App>,
+    /// Where the key table is reloaded from.
+    pub key_store: Arc<dyn KeyStore>,
+    /// This process's own window, swept of idle keys by the server's housekeeping.
+    pub local_limiter: Arc<LocalLimiter>,
+    pub limits: ServerLimits,
+    /// The process's recorder, rendered on the admin port.
+    pub metrics: PrometheusHandle,
+}
+
 /// Serves the public API on `listener` and the admin endpoints on
 /// `admin_listener` until `shutdown` resolves, then drains (see module doc).
 pub async fn run(
-    app: Arc<App>,
-    key_store: Arc<dyn KeyStore>,
-    local_limiter: Option<Arc<LocalLimiter>>,
-    limits: ServerLimits,
+    served: Served,
     listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let metrics = lucent_common::process::telemetry::prometheus();
+    let Served {
+        app,
+        key_store,
+        local_limiter,
+        limits,
+        metrics,
+    } = served;
     register_metrics();
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin::serve(
@@ -316,18 +332,13 @@ fn register_metrics() {
 }
 
 /// Periodic upkeep: the key-cache age gauge and the limiter's idle-key sweep.
-fn spawn_housekeeping(
-    app: Arc<App>,
-    limiter: Option<Arc<LocalLimiter>>,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_housekeeping(app: Arc<App>, limiter: Arc<LocalLimiter>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         loop {
             ticker.tick().await;
             metrics::gauge!(m::INGEST_KEY_CACHE_AGE).set(app.keys.age_secs());
-            if let Some(limiter) = &limiter {
-                limiter.sweep();
-            }
+            limiter.sweep();
         }
     })
 }

@@ -17,13 +17,12 @@ use lucent_common::backend::key_store::{KeyRecord, KeyStore};
 use lucent_common::backend::publisher::Publisher;
 use lucent_common::backend::source::Source;
 use lucent_common::domain::api_key::ApiKey;
-use lucent_common::domain::clock::{Clock, ManualClock};
+use lucent_common::domain::clock::ManualClock;
 use lucent_common::sqlite::queue::{SqlitePublisher, SqliteSource};
 use lucent_common::sqlite::store::SqliteStore;
-use lucent_ingest::app::{App, AppLimits};
-use lucent_ingest::key_cache::KeyCache;
-use lucent_ingest::rate_limit::LocalLimiter;
-use lucent_ingest::server::{run, ServerLimits};
+use lucent_ingest::app::AppLimits;
+use lucent_ingest::server::ServerLimits;
+use lucent_ingest::{serve_with, Parts};
 use tokio::net::TcpListener;
 
 pub const T0_MS: u64 = 1_800_000_000_000;
@@ -93,29 +92,25 @@ impl TestServer {
             )
         });
         let key_store: Arc<dyn KeyStore> = options.key_store.unwrap_or_else(|| store.clone());
-        let limiter = Arc::new(LocalLimiter::new(clock.clone() as Arc<dyn Clock>));
-        let app = Arc::new(App::new(
-            Arc::new(KeyCache::new(clock.clone())),
-            limiter.clone(),
+        let parts = Parts {
             publisher,
-            clock.clone(),
-            options.app,
-        ));
+            key_store,
+            clock: clock.clone(),
+            app_limits: options.app,
+            server_limits: options.server,
+            shared_limit: None,
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(
-            app,
-            key_store,
-            Some(limiter),
-            options.server,
-            listener,
-            admin,
-            async {
+        let task = tokio::spawn(async move {
+            serve_with(parts, listener, admin, async {
                 let _ = stopped.await;
-            },
-        ));
+            })
+            .await
+            .expect("a server without Redis has nothing that can fail to start");
+        });
         TestServer {
             addr,
             admin_addr,
