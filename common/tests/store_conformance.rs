@@ -1,4 +1,4 @@
-//! One conformance suite for every store backend (DESIGN §1, §4): the same tests,
+//! One conformance suite for every store backend (docs/design.md §1, §4): the same tests,
 //! written once against `Arc<dyn Store>`, run against each backend.
 //!
 //! - SQLite runs in every `cargo test`, on a fresh file in a temporary directory.

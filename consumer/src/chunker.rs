@@ -1,5 +1,5 @@
 //! Turning one valid batch into stored chunks, each under the per-cell limit
-//! (DESIGN §4: blobs stay under 1 MiB per cell).
+//! (docs/design.md §4: blobs stay under 1 MiB per cell).
 
 use lucent_common::backend::session_store::Chunk;
 use lucent_common::domain::batch::{events_json, Batch};

@@ -1,5 +1,5 @@
 //! `lucent-consumer`: the pipeline worker that turns accepted batches into
-//! stored, replayable sessions (DESIGN §4, §5), and the commands that read them back.
+//! stored, replayable sessions (docs/design.md §4, §5), and the commands that read them back.
 //!
 //! Layout:
 //! - [`config`]: flags, environment variables and their defaults.

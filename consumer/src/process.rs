@@ -59,7 +59,7 @@ pub struct ProcessLimits {
 /// Shared state of message handling.
 pub struct Processor {
     pub store: Arc<dyn SessionStore>,
-    /// With a Kafka queue, dead letters also go to the DLQ topic (DESIGN §3),
+    /// With a Kafka queue, dead letters also go to the DLQ topic (docs/design.md §3),
     /// so tools that watch Kafka see them; the store keeps them for `dlq list`.
     pub dead_letter_topic: Option<Arc<KafkaDeadLetterProducer>>,
     pub clock: Arc<dyn Clock>,

@@ -1,4 +1,4 @@
-//! The whole key table in memory (DESIGN §6), replaced wholesale on every
+//! The whole key table in memory (docs/design.md §6), replaced wholesale on every
 //! refresh. A request reads it without waiting on the store, and a flood of
 //! unknown keys costs a hash lookup each.
 //!

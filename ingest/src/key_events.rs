@@ -1,6 +1,6 @@
 //! Key changes pushed to every replica through Redis pub/sub, so that a revoked
 //! key stops working everywhere in about a second instead of one refresh
-//! interval (DESIGN §6).
+//! interval (docs/design.md §6).
 //!
 //! The store stays the source of truth: `keys create` and `keys revoke` write
 //! the store first and only then [`publish`] a note on [`CHANNEL`]; a replica

@@ -1,5 +1,5 @@
 //! `lucent-ingest`: the HTTP front end that browsers and server integrations
-//! write session-replay batches to (DESIGN §2). It authenticates, rate-limits,
+//! write session-replay batches to (docs/design.md §2). It authenticates, rate-limits,
 //! checks sizes and publishes the body as received; it never parses JSON.
 //!
 //! Layout:

@@ -1,4 +1,4 @@
-//! Per-key request limits over a true sliding window (DESIGN §2).
+//! Per-key request limits over a true sliding window (docs/design.md §2).
 //!
 //! In any 60-second span at most `limit` requests of a key are admitted. The
 //! local limiter keeps, per key, the admission times inside the current window

@@ -1,5 +1,5 @@
 //! The per-key sliding window shared by every ingest replica, kept in Redis
-//! (DESIGN §2: "with several ingest replicas the limit is per key across all of
+//! (docs/design.md §2: "with several ingest replicas the limit is per key across all of
 //! them"), with this replica's own window as the fallback when Redis cannot answer.
 //!
 //! Each key has a sorted set `lucent:rl:{KEY}` of its admissions in the current

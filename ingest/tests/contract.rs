@@ -1,4 +1,4 @@
-//! The public API contract (DESIGN §2), driven over real HTTP against a real
+//! The public API contract (docs/design.md §2), driven over real HTTP against a real
 //! server on SQLite backends.
 
 mod support;

@@ -1,4 +1,4 @@
-//! The key table (DESIGN §6): which public keys exist, their organization, limit
+//! The key table (docs/design.md §6): which public keys exist, their organization, limit
 //! override and revocation time.
 
 use async_trait::async_trait;

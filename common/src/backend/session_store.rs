@@ -1,4 +1,4 @@
-//! Stored sessions (DESIGN §4): chunks of events, session listings and dead letters.
+//! Stored sessions (docs/design.md §4): chunks of events, session listings and dead letters.
 //!
 //! The write side (`SessionStore`) is what the consumer needs; the read side
 //! (`SessionReader`) is what the CLI and, later, the replay API need.

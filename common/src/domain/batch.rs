@@ -1,4 +1,4 @@
-//! The batch schema (DESIGN §2) and its validation.
+//! The batch schema (docs/design.md §2) and its validation.
 //!
 //! Event payloads are kept as the exact bytes the client sent (`RawValue`): only
 //! `type` and `timestamp` are looked at, and stored events are byte-for-byte the

@@ -1,4 +1,4 @@
-//! The queue envelope (DESIGN §3): the request body exactly as received plus
+//! The queue envelope (docs/design.md §3): the request body exactly as received plus
 //! metadata headers. The same header names are used on every queue backend.
 
 use bytes::Bytes;

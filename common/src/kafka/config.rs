@@ -18,9 +18,9 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::backend::error::StoreError;
 
-/// Topic every accepted body is published to (DESIGN §3).
+/// Topic every accepted body is published to (docs/design.md §3).
 pub const RAW_TOPIC: &str = "lucent.replay.raw";
-/// Topic for messages the consumer cannot store (DESIGN §3).
+/// Topic for messages the consumer cannot store (docs/design.md §3).
 pub const DLQ_TOPIC: &str = "lucent.replay.dlq";
 
 /// The largest message (and record batch) a producer sends and a topic accepts,

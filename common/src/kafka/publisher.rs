@@ -10,7 +10,7 @@
 //! Messages carry no key. librdkafka's sticky partitioner then fills one
 //! partition per linger window and moves on at random, skipping partitions
 //! whose leader is unavailable: nothing a client sends decides the partition,
-//! so no client can pile onto one partition (DESIGN §3), and batches stay large.
+//! so no client can pile onto one partition (docs/design.md §3), and batches stay large.
 //! Ordering across batches does not matter: every batch carries its own
 //! `(session, window, seq)` and storage is idempotent.
 
@@ -237,7 +237,7 @@ fn topic_has_leaders(producer: &FutureProducer<TracingContext>, timeout: Duratio
 }
 
 /// Writes dead letters to [`DLQ_TOPIC`]: the original body and headers plus
-/// `lucent.dlq_reason` and `lucent.dlq_at_ms` (DESIGN §3). Same durability as
+/// `lucent.dlq_reason` and `lucent.dlq_at_ms` (docs/design.md §3). Same durability as
 /// the publisher (`acks=all`, idempotent); used by the consumer when the queue
 /// is Kafka.
 pub struct KafkaDeadLetterProducer {

@@ -82,7 +82,7 @@ pub async fn open_source(
     }
 }
 
-/// The dead-letter topic of a `kafka://` queue (DESIGN §3); `None` for queues
+/// The dead-letter topic of a `kafka://` queue (docs/design.md §3); `None` for queues
 /// without one (the SQLite log keeps dead letters in the store only).
 pub fn open_dead_letter_topic(
     url: &QueueUrl,

@@ -1,5 +1,5 @@
 //! The distributed store: keys, session chunks and dead letters in ScyllaDB (or any
-//! CQL store), with the same semantics as the SQLite store (DESIGN §4).
+//! CQL store), with the same semantics as the SQLite store (docs/design.md §4).
 //!
 //! # Schema, and why it looks like this
 //!

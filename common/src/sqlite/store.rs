@@ -1,5 +1,5 @@
 //! The embedded store: keys, session chunks and dead letters in one SQLite file,
-//! mirroring the CQL model (DESIGN §4). Writes are group-committed; reads use a
+//! mirroring the CQL model (docs/design.md §4). Writes are group-committed; reads use a
 //! separate connection so the CLI and key refreshes never wait behind writes.
 
 use std::path::Path;
