@@ -3,6 +3,7 @@
 //! suite on every backend (`common/tests/store_conformance.rs`).
 
 pub mod attempt_log;
+pub mod dead_letter_topic;
 pub mod error;
 pub mod key_store;
 pub mod publisher;

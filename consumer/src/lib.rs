@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lucent_common::backend::attempt_log::AttemptLog;
+use lucent_common::backend::dead_letter_topic::DeadLetterTopic;
 use lucent_common::backend::error::StoreError;
 use lucent_common::backend::session_store::SessionStore;
 use lucent_common::backend::source::Source;
 use lucent_common::domain::clock::{Clock, SystemClock};
-use lucent_common::kafka::publisher::KafkaDeadLetterProducer;
 use lucent_common::open::backends::{open_dead_letter_topic, open_source, Store};
 use lucent_common::process::admin::{self, Readiness};
 use tokio::net::TcpListener;
@@ -105,7 +105,7 @@ pub async fn run_with(
     config: &RunConfig,
     source: Arc<dyn Source>,
     store: Arc<dyn Store>,
-    dead_letter_topic: Option<Arc<KafkaDeadLetterProducer>>,
+    dead_letter_topic: Option<Arc<dyn DeadLetterTopic>>,
     clock: Arc<dyn Clock>,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,

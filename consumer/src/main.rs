@@ -7,7 +7,6 @@ use lucent_common::kafka::admin::create_topics;
 use lucent_common::open::backend_url::redact_url;
 use lucent_common::open::backends::Store;
 use lucent_common::open::store_flags::StoreArgs;
-use lucent_common::scylla::store::ScyllaOptions;
 use lucent_consumer::config::{
     Cli, Command, DlqCommand, RunConfig, SessionsCommand, TopicsCommand,
 };
@@ -66,9 +65,9 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the store for reading; reads write nothing, so the TTL is irrelevant.
+/// Opens the store for reading.
 async fn open(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    args.open(ScyllaOptions::default().ttl_secs)
+    args.open_without_retention()
         .await
         .with_context(|| format!("cannot open store {}", args.store))
 }

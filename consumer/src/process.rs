@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
+use lucent_common::backend::dead_letter_topic::DeadLetterTopic;
 use lucent_common::backend::error::StoreError;
 use lucent_common::backend::session_store::{Chunk, DeadLetter, SessionStore};
 use lucent_common::backend::source::{BrokenMessage, QueueMessage};
@@ -13,8 +14,6 @@ use lucent_common::domain::batch::{for_each_batch, Invalid};
 use lucent_common::domain::clock::Clock;
 use lucent_common::domain::codec::{self, DecodeError};
 use lucent_common::domain::envelope::{Envelope, EnvelopeMeta};
-use lucent_common::kafka::publisher::KafkaDeadLetterProducer;
-use lucent_common::kafka::source::headers_from_json;
 use lucent_common::process::metric_names as m;
 use tokio::sync::watch;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -61,7 +60,7 @@ pub struct Processor {
     pub store: Arc<dyn SessionStore>,
     /// With a Kafka queue, dead letters also go to the DLQ topic (docs/design.md §3),
     /// so tools that watch Kafka see them; the store keeps them for `dlq list`.
-    pub dead_letter_topic: Option<Arc<KafkaDeadLetterProducer>>,
+    pub dead_letter_topic: Option<Arc<dyn DeadLetterTopic>>,
     pub clock: Arc<dyn Clock>,
     pub limits: ProcessLimits,
     /// Flips to true when the process is asked to stop; retry loops then give up
@@ -243,7 +242,7 @@ pub fn prepare(body: &[u8], meta: &EnvelopeMeta, limits: &ProcessLimits) -> Prep
 impl Processor {
     pub fn new(
         store: Arc<dyn SessionStore>,
-        dead_letter_topic: Option<Arc<KafkaDeadLetterProducer>>,
+        dead_letter_topic: Option<Arc<dyn DeadLetterTopic>>,
         clock: Arc<dyn Clock>,
         limits: ProcessLimits,
         stopping: watch::Receiver<bool>,
@@ -449,10 +448,7 @@ impl Processor {
     async fn write_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
         self.store.put_dead_letter(letter).await?;
         if let Some(topic) = &self.dead_letter_topic {
-            let headers = headers_from_json(&letter.headers_json);
-            topic
-                .send(&headers, &letter.body, &letter.reason, letter.dead_at_ms)
-                .await?;
+            topic.send(letter).await?;
         }
         Ok(())
     }

@@ -40,7 +40,6 @@ use lucent_common::backend::error::StoreError;
 use lucent_common::domain::clock::{Clock, SystemClock};
 use lucent_common::open::backend_url::redact_url;
 use lucent_common::open::backends::{open_publisher, PublisherOptions};
-use lucent_common::scylla::store::ScyllaOptions;
 use tokio::net::TcpListener;
 
 use lucent_common::backend::key_store::KeyStore;
@@ -109,10 +108,9 @@ pub async fn serve(
         url: config.queue.to_string(),
         source,
     })?;
-    // The key table has no TTL; the retention of session data does not apply here.
     let key_store = config
         .store
-        .open(ScyllaOptions::default().ttl_secs)
+        .open_without_retention()
         .await
         .map_err(|source| StartError::Store {
             url: config.store.store.to_string(),

@@ -1,7 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
 use lucent_common::open::backend_url::redact_url;
-use lucent_common::scylla::store::ScyllaOptions;
 use lucent_ingest::config::{Cli, Command, KeysCommand};
 use lucent_ingest::key_events::KeyChange;
 use lucent_ingest::keys_cli;
@@ -39,8 +38,6 @@ async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()>
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
-    // Keys carry no TTL; the session retention does not apply to them.
-    let ttl_secs = ScyllaOptions::default().ttl_secs;
     match command {
         KeysCommand::Create {
             org,
@@ -48,7 +45,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             store,
             rate_limit_redis,
         } => {
-            let store = store.open(ttl_secs).await?;
+            let store = store.open_without_retention().await?;
             let key = keys_cli::create(store.as_ref(), &org, rate_limit_per_minute).await?;
             println!("{key}");
             keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Created, key).await;
@@ -58,13 +55,13 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             store,
             rate_limit_redis,
         } => {
-            let store = store.open(ttl_secs).await?;
+            let store = store.open_without_retention().await?;
             let key = keys_cli::revoke(store.as_ref(), &key).await?;
             eprintln!("revoked");
             keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Revoked, key).await;
         }
         KeysCommand::List { store } => {
-            let store = store.open(ttl_secs).await?;
+            let store = store.open_without_retention().await?;
             keys_cli::list(store.as_ref(), &mut std::io::stdout().lock()).await?;
         }
     }

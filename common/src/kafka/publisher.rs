@@ -249,6 +249,24 @@ pub struct KafkaDeadLetterProducer {
 /// input, and the header must not push a message past [`MESSAGE_MAX_BYTES`].
 const MAX_REASON_BYTES: usize = 1024;
 
+#[async_trait::async_trait]
+impl crate::backend::dead_letter_topic::DeadLetterTopic for KafkaDeadLetterProducer {
+    async fn send(
+        &self,
+        letter: &crate::backend::session_store::DeadLetter,
+    ) -> Result<(), StoreError> {
+        let headers = crate::kafka::source::headers_from_json(&letter.headers_json);
+        KafkaDeadLetterProducer::send(
+            self,
+            &headers,
+            &letter.body,
+            &letter.reason,
+            letter.dead_at_ms,
+        )
+        .await
+    }
+}
+
 impl KafkaDeadLetterProducer {
     /// Creates the producer; `ack_timeout` bounds each [`send`](Self::send).
     pub fn connect(

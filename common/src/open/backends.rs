@@ -88,7 +88,7 @@ pub fn open_dead_letter_topic(
     url: &QueueUrl,
     kafka_overrides: &[(String, String)],
     ack_timeout: Duration,
-) -> Result<Option<Arc<crate::kafka::publisher::KafkaDeadLetterProducer>>, StoreError> {
+) -> Result<Option<Arc<dyn crate::backend::dead_letter_topic::DeadLetterTopic>>, StoreError> {
     match url {
         QueueUrl::Sqlite(_) => Ok(None),
         QueueUrl::Kafka { brokers } => Ok(Some(Arc::new(

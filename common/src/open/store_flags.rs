@@ -54,6 +54,13 @@ impl StoreArgs {
     pub async fn open(&self, ttl_secs: u32) -> Result<Arc<dyn Store>, StoreError> {
         open_store(&self.store, &self.scylla_options(ttl_secs)).await
     }
+
+    /// Opens the store for work that writes no session data: the key table
+    /// (ingest, the `keys` commands), exports and dead-letter listings. Keys
+    /// carry no TTL, so no retention is asked for.
+    pub async fn open_without_retention(&self) -> Result<Arc<dyn Store>, StoreError> {
+        self.open(ScyllaOptions::default().ttl_secs).await
+    }
 }
 
 /// Seconds in `days` days, for TTLs.
