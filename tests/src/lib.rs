@@ -3,6 +3,13 @@
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`, which the
 //! README test command does); a missing binary fails the test with that hint.
+//!
+//! Layout: this file holds processes, ports, the HTTP client, the ingest and
+//! consumer processes, and the helpers every test file shares (`gzip`, marked
+//! batches, `wait_drained`).
+//! - [`metrics`]: reading the Prometheus text served at `/metrics`.
+//! - [`redis`]: a throwaway `redis-server`, and the shared limiter on it.
+//! - [`tansu`]: a throwaway Kafka broker (tansu).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -15,8 +22,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+pub mod metrics;
 pub mod redis;
 pub mod tansu;
+
+pub use metrics::{metric_sum, metric_value, series_names};
 
 /// Path of one of our binaries next to the test executable (`target/<profile>/NAME`).
 pub fn binary(name: &str) -> PathBuf {
@@ -453,9 +463,15 @@ pub fn create_key(dir: &Path, org: &str, rate_limit_per_minute: Option<u32>) -> 
     key
 }
 
+/// `data` gzip-compressed at the default level (6), as SDKs send it.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
+    gzip_level(data, flate2::Compression::default().level())
+}
+
+/// `data` gzip-compressed at `level` (0–9).
+pub fn gzip_level(data: &[u8], level: u32) -> Vec<u8> {
     use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
     enc.write_all(data).expect("writing to a Vec cannot fail");
     enc.finish().expect("finishing into a Vec cannot fail")
 }

@@ -21,13 +21,6 @@ const MIB: u64 = 1 << 20;
 /// Hang guard for the consumer to work through everything sent.
 const DRAIN_GUARD: Duration = Duration::from_secs(300);
 
-fn gzip_level(data: &[u8], level: u32) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
 /// `[1,1,1,…]` of `decoded_bytes`: the poison pill.
 fn ones_array(decoded_bytes: usize) -> Vec<u8> {
     let mut body = Vec::with_capacity(decoded_bytes);

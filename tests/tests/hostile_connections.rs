@@ -129,13 +129,7 @@ impl Pipeline {
     /// The value of one series (`name` or `name{labels}`) in ingest's `/metrics`.
     async fn metric(&self, series: &str) -> f64 {
         let text = self.http.metrics_text(self.ingest.admin).await;
-        let prefix = format!("{series} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
+        metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
     }
 
     /// Waits until `series` satisfies `wanted` (described by `what`).

@@ -3,7 +3,7 @@
 //! free ports, with the SQLite store in the test's temporary directory.
 //! Thousands of gzip batches from many keys go in over HTTP while something
 //! breaks (the broker, a consumer, ingest), and every batch answered 202 must
-//! come out of the store exactly once (DESIGN §2 "a 2xx never precedes
+//! come out of the store exactly once (docs/design.md §2 "a 2xx never precedes
 //! durability", §5 "at-least-once from the queue, exactly-once in effect").
 //!
 //! External-service tests: they start the `tansu` broker, and fail with the
@@ -403,16 +403,7 @@ fn report(test: &str, counts: Counts, tally: &Tally, started: Instant) {
 
 /// A Prometheus counter or gauge from `/metrics` on `admin`, summed over labels.
 async fn metric(admin: std::net::SocketAddr, name: &str) -> f64 {
-    Http::new()
-        .metrics_text(admin)
-        .await
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(&Http::new().metrics_text(admin).await, name).unwrap_or(0.0)
 }
 
 /// Waits until the metric `name` on `admin` reaches `value`.

@@ -23,14 +23,6 @@ fn referenced(path: &str) -> BTreeSet<String> {
     names
 }
 
-/// Series names in a Prometheus text exposition.
-fn exported(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_and_alerts_only_use_exported_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,7 +68,7 @@ async fn dashboard_and_alerts_only_use_exported_metrics() {
     loop {
         let mut have = BTreeSet::new();
         for admin in [ingest.admin, consumer.admin] {
-            have.extend(exported(&http.metrics_text(admin).await));
+            have.extend(series_names(&http.metrics_text(admin).await));
         }
         let missing: Vec<&String> = wanted.difference(&have).collect();
         if missing.is_empty() {

@@ -1,0 +1,74 @@
+//! Reading the Prometheus text our binaries serve at `/metrics` (fetched with
+//! [`crate::Http::metrics_text`]): one parser for every test.
+//!
+//! A sample line is `name value` or `name{labels} value`; comment lines start
+//! with `#`. The binaries write no timestamps, so the value is the last field.
+
+use std::collections::BTreeSet;
+
+/// The metric name of a sample line (`name` of `name{labels} value`).
+fn name_of(line: &str) -> &str {
+    line.split(['{', ' ']).next().unwrap_or_default()
+}
+
+/// The value of a sample line, if it parses.
+fn value_of(line: &str) -> Option<f64> {
+    line.rsplit(' ').next()?.parse().ok()
+}
+
+/// The value of one series, written exactly as in the text: `name` for a
+/// series without labels, `name{label="…"}` for one with; `None` if the text
+/// has no such series (or its value does not parse).
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The sum of every series of metric `name`, whatever their labels; `None`
+/// if the text has no series of `name`.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|line| name_of(line) == name)
+        .filter_map(value_of)
+        .collect();
+    (!values.is_empty()).then(|| values.into_iter().sum())
+}
+
+/// The metric names that have at least one sample in the text.
+pub fn series_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| name_of(line).to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# HELP a_total A.\n# TYPE a_total counter\na_total{route=\"x\"} 2\na_total{route=\"y\"} 3.5\nb 7\nab 9\n";
+
+    #[test]
+    fn one_series_is_read_exactly() {
+        assert_eq!(metric_value(TEXT, "b"), Some(7.0));
+        assert_eq!(metric_value(TEXT, "a_total{route=\"y\"}"), Some(3.5));
+        assert_eq!(metric_value(TEXT, "a_total"), None);
+        assert_eq!(metric_value(TEXT, "c"), None);
+    }
+
+    #[test]
+    fn a_metric_is_summed_over_its_labels_and_only_its_own() {
+        assert_eq!(metric_sum(TEXT, "a_total"), Some(5.5));
+        assert_eq!(metric_sum(TEXT, "a"), None);
+        assert_eq!(metric_sum(TEXT, "b"), Some(7.0));
+    }
+
+    #[test]
+    fn names_skip_comments() {
+        let names: Vec<String> = series_names(TEXT).into_iter().collect();
+        assert_eq!(names, ["a_total", "ab", "b"]);
+    }
+}
