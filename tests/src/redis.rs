@@ -4,7 +4,12 @@
 //! port to simulate an outage.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use lucent_common::domain::clock::SystemClock;
+use lucent_ingest::rate_limit::{Decision, LocalLimiter};
+use lucent_ingest::redis_limiter::{RedisLimiter, RedisLimiterOptions};
 
 use crate::{free_port, tcp_exchange, Process};
 
@@ -116,4 +121,36 @@ fn ping(port: u16) -> bool {
         &mut reply,
         Duration::from_millis(500),
     ) && &reply == b"+PONG\r\n"
+}
+
+/// A client connection to `redis`, for looking at (or stalling) the server
+/// beside the code under test.
+pub async fn redis_connection(redis: &RedisServer) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The shared limiter on `redis`, connected, with `timeout_ms` per call and a
+/// local limiter behind it; panics if it cannot connect.
+pub async fn shared_limiter(redis: &RedisServer, timeout_ms: u64) -> Arc<RedisLimiter> {
+    let local = Arc::new(LocalLimiter::new(Arc::new(SystemClock)));
+    let limiter = RedisLimiter::new(
+        &redis.url(),
+        RedisLimiterOptions {
+            timeout: Duration::from_millis(timeout_ms),
+        },
+        local,
+    )
+    .unwrap();
+    assert!(limiter.connect().await, "cannot reach {}", redis.url());
+    Arc::new(limiter)
+}
+
+/// True for an admission Redis made (it carries the token to refund), false
+/// for a refusal or a local fallback.
+pub fn is_shared_admission(decision: &Decision) -> bool {
+    matches!(decision, Decision::Admitted(t) if t.token.is_some())
 }

@@ -1,16 +1,16 @@
 //! One rate limit per key across all ingest replicas, through a real Redis
 //! (issue 5), and key changes pushed to every replica in about a second.
 //!
-//! Process tests: three real `lucent-ingest` processes share one real
-//! `redis-server` started by the harness. Script tests: the shared limiter's
-//! Lua script against the same real server, driven through `RedisLimiter`.
+//! Three real `lucent-ingest` processes share one real `redis-server` started
+//! by the harness. The shared limiter's Lua script is tested on its own in
+//! `redis_limiter_script.rs`, its cost per call printed by `redis_limiter_cost.rs`.
 //!
 //! The replicas here wait up to 500 ms for Redis instead of the default 50 ms:
 //! two shared cores running three replicas, Redis, the test client and maybe a
 //! build can stall a process for tens of milliseconds, and a request that falls
 //! back to a replica's own window would make "exactly the limit" a coin toss.
-//! The fallback on a slow Redis is tested with the default 50 ms below
-//! (`a_stalled_redis_costs_at_most_the_timeout_then_recovers`), and each
+//! The fallback on a slow Redis is tested with the default 50 ms in
+//! `redis_limiter_script.rs` (`a_stalled_redis_costs_at_most_the_timeout_then_recovers`), and each
 //! exactness test also checks that no request fell back.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,11 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lucent_common::domain::api_key::ApiKey;
-use lucent_common::domain::clock::SystemClock;
 use lucent_common::process::metric_names as m;
-use lucent_ingest::rate_limit::{Decision, LocalLimiter, RateLimiter, WINDOW_MS};
-use lucent_ingest::redis_limiter::{redis_key, RedisLimiter, RedisLimiterOptions};
-use lucent_tests::redis::RedisServer;
+use lucent_ingest::redis_limiter::redis_key;
+use lucent_tests::redis::{redis_connection, RedisServer};
 use lucent_tests::*;
 
 const STORE: &str = "sqlite://data/lucent.db";
@@ -87,20 +85,8 @@ impl Replicas {
 
     /// Sum of every series of metric `name` on replica `i`.
     async fn metric(&self, i: usize, name: &str) -> f64 {
-        let url = format!("http://{}/metrics", self.list[i].admin);
-        let (status, body) = self
-            .http
-            .send(http::Method::GET, &url, &[], bytes::Bytes::new())
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
-        let values: Vec<f64> = String::from_utf8_lossy(&body)
-            .lines()
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .collect();
-        assert!(!values.is_empty(), "replica {i} does not export {name}");
-        values.into_iter().sum()
+        let text = self.http.metrics_text(self.list[i].admin).await;
+        metric_sum(&text, name).unwrap_or_else(|| panic!("replica {i} does not export {name}"))
     }
 
     async fn fallbacks(&self) -> Vec<f64> {
@@ -111,18 +97,6 @@ impl Replicas {
         all
     }
 }
-
-async fn redis_connection(redis: &RedisServer) -> ::redis::aio::MultiplexedConnection {
-    ::redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-// ---------------------------------------------------------------------------
-// Real processes
-// ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_admit_exactly_the_limit_together() {
@@ -499,280 +473,4 @@ async fn a_key_revoked_through_the_cli_is_refused_by_every_replica_within_1_5_se
     let took = until_all(fresh, 202, started).await;
     println!("created: accepted by all {REPLICAS} replicas {took:?} after the CLI started");
     assert!(took <= Duration::from_millis(1500), "took {took:?}");
-}
-
-// ---------------------------------------------------------------------------
-// The Lua script against the real server
-// ---------------------------------------------------------------------------
-
-async fn shared_limiter(redis: &RedisServer, timeout_ms: u64) -> Arc<RedisLimiter> {
-    let local = Arc::new(LocalLimiter::new(Arc::new(SystemClock)));
-    let limiter = RedisLimiter::new(
-        &redis.url(),
-        RedisLimiterOptions {
-            timeout: Duration::from_millis(timeout_ms),
-        },
-        local,
-    )
-    .unwrap();
-    assert!(limiter.connect().await, "cannot reach {}", redis.url());
-    Arc::new(limiter)
-}
-
-/// The Redis server's clock, in ms.
-async fn redis_now_ms(conn: &mut ::redis::aio::MultiplexedConnection) -> u64 {
-    let (secs, micros): (u64, u64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
-    secs * 1000 + micros / 1000
-}
-
-/// Puts admissions at the given server times into `key`'s window.
-async fn seed(conn: &mut ::redis::aio::MultiplexedConnection, key: &ApiKey, at_ms: &[u64]) {
-    for (i, at) in at_ms.iter().enumerate() {
-        let _: () = ::redis::cmd("ZADD")
-            .arg(redis_key(key))
-            .arg(*at)
-            .arg(format!("seed-{i}"))
-            .query_async(conn)
-            .await
-            .unwrap();
-    }
-}
-
-fn retry_after(decision: Decision) -> u64 {
-    match decision {
-        Decision::Limited { retry_after_secs } => retry_after_secs,
-        Decision::Admitted(_) => panic!("admitted, expected a refusal"),
-    }
-}
-
-fn is_shared_admission(decision: &Decision) -> bool {
-    matches!(decision, Decision::Admitted(t) if t.token.is_some())
-}
-
-#[tokio::test]
-async fn script_retry_after_rounds_up_and_is_at_least_one() {
-    let redis = RedisServer::start();
-    let limiter = shared_limiter(&redis, 1000).await;
-    let mut conn = redis_connection(&redis).await;
-    // (age of the one admission in the window, expected Retry-After with limit 1).
-    // Ages leave ≥ 400 ms of margin for the time between reading TIME and the script.
-    for (age_ms, expected) in [(59_500, 1), (400, 60), (0, 60), (29_500, 31), (30_600, 30)] {
-        let key = ApiKey::generate();
-        let now = redis_now_ms(&mut conn).await;
-        seed(&mut conn, &key, &[now - age_ms]).await;
-        assert_eq!(
-            retry_after(limiter.acquire(key, 1).await),
-            expected,
-            "admission {age_ms} ms old"
-        );
-    }
-}
-
-#[tokio::test]
-async fn script_admits_the_limit_and_a_refund_frees_the_slot() {
-    let redis = RedisServer::start();
-    let limiter = shared_limiter(&redis, 1000).await;
-    let key = ApiKey::generate();
-    let mut tickets = Vec::new();
-    for _ in 0..3 {
-        let decision = limiter.acquire(key, 3).await;
-        assert!(is_shared_admission(&decision), "{decision:?}");
-        let Decision::Admitted(ticket) = decision else {
-            unreachable!()
-        };
-        tickets.push(ticket);
-    }
-    assert_eq!(retry_after(limiter.acquire(key, 3).await), 60);
-    // Refusals do not use up the window.
-    for _ in 0..20 {
-        assert_eq!(retry_after(limiter.acquire(key, 3).await), 60);
-    }
-    limiter.refund(tickets[1]).await;
-    assert!(is_shared_admission(&limiter.acquire(key, 3).await));
-    assert_eq!(retry_after(limiter.acquire(key, 3).await), 60);
-    // Same-millisecond admissions are distinct members.
-    let other = ApiKey::generate();
-    let decisions =
-        futures_util::future::join_all((0..50).map(|_| limiter.acquire(other, 100))).await;
-    assert!(decisions.iter().all(is_shared_admission));
-    let mut conn = redis_connection(&redis).await;
-    let n: u64 = ::redis::cmd("ZCARD")
-        .arg(redis_key(&other))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(n, 50);
-}
-
-#[tokio::test]
-async fn script_honours_per_key_limits_and_a_lowered_limit_waits_for_expiries() {
-    let redis = RedisServer::start();
-    let limiter = shared_limiter(&redis, 1000).await;
-    let mut conn = redis_connection(&redis).await;
-    let key = ApiKey::generate();
-    let now = redis_now_ms(&mut conn).await;
-    // Ten admissions at 10, 9, …, 1 s ago.
-    let ages: Vec<u64> = (1..=10).rev().map(|s| now - s * 1000).collect();
-    seed(&mut conn, &key, &ages).await;
-    // With a limit of 5, five must leave: the one 5 s old leaves in 55 s.
-    assert_eq!(retry_after(limiter.acquire(key, 5).await), 55);
-    // With 10, the oldest (10 s) leaves in 50 s.
-    assert_eq!(retry_after(limiter.acquire(key, 10).await), 50);
-    // A higher override admits, up to itself.
-    assert!(is_shared_admission(&limiter.acquire(key, 12).await));
-    assert!(is_shared_admission(&limiter.acquire(key, 12).await));
-    assert!(matches!(
-        limiter.acquire(key, 12).await,
-        Decision::Limited { .. }
-    ));
-    // Limit 0 refuses everything, for the whole window.
-    assert_eq!(
-        retry_after(limiter.acquire(ApiKey::generate(), 0).await),
-        60
-    );
-}
-
-#[tokio::test]
-async fn script_drops_old_entries_and_keys_expire_on_their_own() {
-    let redis = RedisServer::start();
-    let limiter = shared_limiter(&redis, 1000).await;
-    let mut conn = redis_connection(&redis).await;
-    let key = ApiKey::generate();
-    let now = redis_now_ms(&mut conn).await;
-    seed(
-        &mut conn,
-        &key,
-        &[now - 61_000, now - 60_500, now - WINDOW_MS - 1],
-    )
-    .await;
-    assert!(is_shared_admission(&limiter.acquire(key, 1).await));
-    let n: u64 = ::redis::cmd("ZCARD")
-        .arg(redis_key(&key))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(n, 1, "entries older than the window are gone");
-    let pttl: i64 = ::redis::cmd("PTTL")
-        .arg(redis_key(&key))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(pttl > 0 && pttl <= 60_000, "PTTL {pttl}");
-    // A refusal does not extend the key's life.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(matches!(
-        limiter.acquire(key, 1).await,
-        Decision::Limited { .. }
-    ));
-    let later: i64 = ::redis::cmd("PTTL")
-        .arg(redis_key(&key))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(later < pttl, "PTTL {pttl} then {later}");
-    // The probe writes nothing.
-    let probe: u64 = ::redis::cmd("EXISTS")
-        .arg("lucent:rl:{probe}")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(probe, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_redis_costs_at_most_the_timeout_then_recovers() {
-    let redis = RedisServer::start();
-    let limiter = shared_limiter(&redis, 50).await; // the default timeout
-    let probe = limiter.spawn_probe();
-    let key = ApiKey::generate();
-    assert!(is_shared_admission(&limiter.acquire(key, 10).await));
-
-    // DEBUG SLEEP blocks the whole (single-threaded) server for 1 s.
-    let mut stall = redis_connection(&redis).await;
-    let stalled = tokio::spawn(async move {
-        let _: () = ::redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("1")
-            .query_async(&mut stall)
-            .await
-            .unwrap();
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = Instant::now();
-    let decision = limiter.acquire(key, 10).await;
-    let took = started.elapsed();
-    println!("acquire against a stalled Redis: {took:?}, {decision:?}");
-    assert!(
-        matches!(decision, Decision::Admitted(t) if t.token.is_none()),
-        "decided locally"
-    );
-    assert!(took < Duration::from_millis(250), "took {took:?}");
-    assert!(!limiter.is_up());
-    // While down, requests do not even try Redis.
-    let started = Instant::now();
-    for _ in 0..5 {
-        limiter.acquire(key, 10).await;
-    }
-    assert!(started.elapsed() < Duration::from_millis(20));
-
-    stalled.await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !limiter.is_up() {
-        assert!(
-            Instant::now() < deadline,
-            "the probe did not bring Redis back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(is_shared_admission(&limiter.acquire(key, 10).await));
-    probe.abort();
-}
-
-/// Not a pass/fail check: the cost of the limiter per request, printed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limiter_cost_local_vs_redis() {
-    const CALLS: u32 = 2000;
-    let redis = RedisServer::start();
-    let local = LocalLimiter::new(Arc::new(SystemClock));
-    let shared = shared_limiter(&redis, 1000).await;
-    let key = ApiKey::generate();
-
-    let started = Instant::now();
-    for _ in 0..CALLS {
-        local.acquire(key, u32::MAX).await;
-    }
-    let local_rate = CALLS as f64 / started.elapsed().as_secs_f64();
-
-    let started = Instant::now();
-    for _ in 0..CALLS {
-        assert!(is_shared_admission(&shared.acquire(key, u32::MAX).await));
-    }
-    let sequential = started.elapsed();
-
-    // The same number of calls from 32 concurrent tasks share the one
-    // multiplexed connection, which pipelines them.
-    let other = ApiKey::generate();
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                for _ in 0..CALLS / 32 {
-                    shared.acquire(other, u32::MAX).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let concurrent = started.elapsed();
-    let concurrent_calls = (CALLS / 32) * 32;
-    println!(
-        "limiter cost, {CALLS} acquires: local {local_rate:.0}/s; Redis sequential {:.0}/s \
-         ({:.0} µs each); Redis from 32 tasks {:.0}/s",
-        CALLS as f64 / sequential.as_secs_f64(),
-        sequential.as_micros() as f64 / CALLS as f64,
-        concurrent_calls as f64 / concurrent.as_secs_f64(),
-    );
 }
