@@ -762,9 +762,7 @@ queue_conformance!(
     a_new_source_of_the_group_starts_after_the_committed_offsets,
     uncommitted_messages_are_redelivered_after_a_crash,
     a_crash_after_committing_a_prefix_redelivers_from_the_committed_offset,
-    #[sqlite: ignore = "sqlite log bug: a commit deletes every message below the lowest offset in queue_offsets, and a group has no row there until its first commit, so a group that has not committed yet loses what another group committed (SqliteSource::commit)"]
     separate_groups_each_see_everything,
-    #[sqlite: ignore = "sqlite log bug: offsets start at 1 but a group that never committed counts from 0, so lag() reports one message too many until the first commit (SqliteSource::lag)"]
     lag_counts_the_messages_not_yet_committed,
     bodies_of_the_maximum_size_round_trip,
     publish_fails_retryably_while_the_queue_is_down,

@@ -132,6 +132,12 @@ impl SqliteSource {
     pub fn open(path: &Path, group: &str) -> Result<SqliteSource, StoreError> {
         let conn = open_connection_with_page_size(path, LOG_PAGE_BYTES)?;
         create_schema(&conn)?;
+        // A group is registered when it first opens the log, so that messages
+        // it has not read yet are kept when other groups commit past them.
+        conn.execute(
+            "INSERT OR IGNORE INTO queue_offsets (consumer_group, next_offset) VALUES (?1, 0)",
+            [group],
+        )?;
         let committed: i64 = conn
             .query_row(
                 "SELECT next_offset FROM queue_offsets WHERE consumer_group = ?1",
@@ -160,19 +166,6 @@ impl SqliteSource {
                 )
                 .optional()
                 .map(|o| o.unwrap_or(0))
-            })
-            .await
-    }
-
-    /// One past the newest message in the log (0 when the log holds none).
-    pub async fn end_offset(&self) -> Result<i64, StoreError> {
-        self.reader
-            .read(|conn| {
-                conn.query_row(
-                    "SELECT coalesce(max(offset) + 1, 0) FROM queue_messages",
-                    [],
-                    |r| r.get(0),
-                )
             })
             .await
     }
@@ -243,8 +236,21 @@ impl Source for SqliteSource {
 
     async fn lag(&self) -> Result<Vec<(i32, i64)>, StoreError> {
         let committed = self.committed_offset().await?;
-        let end = self.end_offset().await?;
-        Ok(vec![(0, (end - committed).max(0))])
+        // Offsets are contiguous (AUTOINCREMENT, deleted only from below), so
+        // the messages at or past the commit point are counted from the ends
+        // of the range without scanning it; a group that never committed
+        // starts at the oldest message, not at offset 0.
+        let lag: i64 = self
+            .reader
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT coalesce(max(offset) + 1 - max(?1, min(offset)), 0) FROM queue_messages",
+                    [committed],
+                    |r| r.get(0),
+                )
+            })
+            .await?;
+        Ok(vec![(0, lag.max(0))])
     }
 }
 
