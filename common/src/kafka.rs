@@ -2,7 +2,7 @@
 //! librdkafka: settings and operator overrides, the producer and the
 //! dead-letter producer, the consumer-group source, topic creation.
 
-pub mod admin;
 pub mod config;
 pub mod publisher;
 pub mod source;
+pub mod topics;

@@ -16,12 +16,12 @@ use lucent_common::domain::codec::Encoding;
 use lucent_common::domain::envelope::{
     new_batch_id, Envelope, EnvelopeMeta, HEADER_DLQ_AT_MS, HEADER_DLQ_REASON,
 };
-use lucent_common::kafka::admin::create_topics;
 use lucent_common::kafka::config::{KafkaConfig, DLQ_TOPIC, RAW_TOPIC};
 use lucent_common::kafka::publisher::{
     KafkaDeadLetterProducer, KafkaPublisher, KafkaPublisherOptions,
 };
 use lucent_common::kafka::source::{headers_from_json, KafkaSource, KafkaSourceOptions};
+use lucent_common::kafka::topics::create_topics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;

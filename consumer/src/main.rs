@@ -3,7 +3,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use lucent_common::domain::clock::now_ms;
-use lucent_common::kafka::admin::create_topics;
+use lucent_common::kafka::topics::create_topics;
 use lucent_common::open::backend_url::redact_url;
 use lucent_common::open::backends::Store;
 use lucent_common::open::store_flags::StoreArgs;

@@ -20,9 +20,8 @@ use crate::api_error::ApiError;
 /// A body that arrives in one frame, as most small batches do, is kept as that
 /// frame's buffer without a copy. The deadline's timer is only armed once the
 /// body has to be waited for: a small batch usually arrives with the request
-/// head, and registering and clearing a timer per request was visible in the
-/// front end's profile.
-pub async fn read_bounded(
+/// head, and most requests then need no timer at all.
+pub async fn read_body(
     body: &mut Incoming,
     limit_bytes: usize,
     timeout: Duration,

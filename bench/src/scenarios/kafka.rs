@@ -71,7 +71,7 @@ impl Bench {
         let created = runtime.block_on(async {
             tokio::time::timeout(
                 Duration::from_secs(60),
-                lucent_common::kafka::admin::create_topics(&brokers, 1, 1, &[]),
+                lucent_common::kafka::topics::create_topics(&brokers, 1, 1, &[]),
             )
             .await
         });

@@ -108,12 +108,12 @@ pub fn decode(body: &[u8], encoding: Encoding, limit_bytes: usize) -> Result<Vec
             Ok(body.to_vec())
         }
         Encoding::Gzip => {
-            read_bounded(flate2::read::MultiGzDecoder::new(body), "gzip", limit_bytes)
+            decode_to_limit(flate2::read::MultiGzDecoder::new(body), "gzip", limit_bytes)
         }
         Encoding::Deflate if has_zlib_header(body) => {
-            read_bounded(flate2::read::ZlibDecoder::new(body), "deflate", limit_bytes)
+            decode_to_limit(flate2::read::ZlibDecoder::new(body), "deflate", limit_bytes)
         }
-        Encoding::Deflate => read_bounded(
+        Encoding::Deflate => decode_to_limit(
             flate2::read::DeflateDecoder::new(body),
             "deflate",
             limit_bytes,
@@ -124,7 +124,7 @@ pub fn decode(body: &[u8], encoding: Encoding, limit_bytes: usize) -> Result<Vec
                     encoding: "zstd",
                     source,
                 })?;
-            read_bounded(decoder, "zstd", limit_bytes)
+            decode_to_limit(decoder, "zstd", limit_bytes)
         }
     }
 }
@@ -136,7 +136,7 @@ fn has_zlib_header(body: &[u8]) -> bool {
     }
 }
 
-fn read_bounded(
+fn decode_to_limit(
     reader: impl Read,
     encoding: &'static str,
     limit_bytes: usize,

@@ -324,8 +324,8 @@ fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
         }
         return;
     }
-    // Cached statements: these run three times per job, so parsing them each
-    // time showed up in the ingest profile.
+    // Cached statements: these run three times per job, on the hot path of
+    // every publish.
     let run_sql = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     for job in group.iter_mut() {
         let savepoint = run_sql("SAVEPOINT job");

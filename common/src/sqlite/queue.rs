@@ -35,11 +35,9 @@ CREATE TABLE IF NOT EXISTS queue_offsets (
 ";
 
 /// Page size of a new log file. Small batches are 1-3 KiB rows: with 4 KiB
-/// pages most rows take a page of their own, so every request wrote a whole
-/// page to the WAL and again to the database, two syscalls each. 16 KiB pages
-/// took the embedded queue from 17-19 k to 24-28 k req/s in the benchmark;
-/// 32 and 64 KiB were slower again (a commit rewrites its last, partly
-/// filled page in full).
+/// pages most rows take a page of their own, so every request writes a whole
+/// page to the WAL and again to the database. Larger pages hold several rows,
+/// but not much larger: a commit rewrites its last, partly filled page in full.
 const LOG_PAGE_BYTES: u32 = 16384;
 
 /// How long an idle `poll` waits before answering empty. Short enough that a
