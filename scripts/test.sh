@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine (root) to a verdict.
 # Installs what the tests need when it is missing, then runs: formatting, clippy,
 # every Rust test (unit, contract, conformance, process-level, fault and slow
-# tests), the deploy checks, and the SDK's unit and browser tests.
+# tests), the deploy checks, the SDK's unit and browser tests, and a short
+# fuzzing run of every cargo-fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
