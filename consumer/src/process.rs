@@ -68,6 +68,8 @@ pub struct Processor {
     pub stopping: watch::Receiver<bool>,
     decode_workers: Semaphore,
     decoded_budget: Arc<Semaphore>,
+    /// Size of `decoded_budget`, in [`BUDGET_UNIT_BYTES`].
+    budget_units: usize,
 }
 
 /// How a message ended.
@@ -254,6 +256,7 @@ impl Processor {
             clock,
             decode_workers: Semaphore::new(limits.decode_workers.max(1)),
             decoded_budget: Arc::new(Semaphore::new(budget_units)),
+            budget_units,
             limits,
             stopping,
         }
@@ -366,8 +369,7 @@ impl Processor {
     /// Takes `units` of the decoded-bytes budget (at most all of it, so one
     /// message larger than the budget still runs, alone).
     async fn reserve(&self, units: usize) -> OwnedSemaphorePermit {
-        let total = (self.limits.max_decoded_in_flight_bytes / BUDGET_UNIT_BYTES).max(1);
-        let units = u32::try_from(units.clamp(1, total)).unwrap_or(u32::MAX);
+        let units = u32::try_from(units.clamp(1, self.budget_units)).unwrap_or(u32::MAX);
         self.decoded_budget
             .clone()
             .acquire_many_owned(units)
