@@ -7,5 +7,6 @@ pub mod dead_letter_topic;
 pub mod error;
 pub mod key_store;
 pub mod publisher;
+pub mod secret_store;
 pub mod session_store;
 pub mod source;

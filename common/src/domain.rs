@@ -6,3 +6,5 @@ pub mod batch;
 pub mod clock;
 pub mod codec;
 pub mod envelope;
+pub mod secret_key;
+pub mod session_summary;

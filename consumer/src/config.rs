@@ -80,14 +80,15 @@ impl Retention {
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
-    /// Sessions of an organization, one JSON object per line, oldest first.
+    /// Sessions of an organization by the time they were first received (server
+    /// clock), newest first: one row of the read API per line.
     List {
         #[arg(long)]
         org: String,
-        /// Only sessions with events at or after this time (RFC 3339); default: the retention period ago.
+        /// Only sessions first received at or after this time (RFC 3339); default: the retention period ago.
         #[arg(long)]
         since: Option<String>,
-        /// Only sessions with events at or before this time (RFC 3339); default: no limit.
+        /// Only sessions first received at or before this time (RFC 3339); default: no limit.
         #[arg(long)]
         until: Option<String>,
         #[command(flatten)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use lucent_common::backend::dead_letter_topic::DeadLetterTopic;
 use lucent_common::backend::error::StoreError;
-use lucent_common::backend::session_store::{Chunk, DeadLetter, SessionStore};
+use lucent_common::backend::session_store::{Chunk, DeadLetter, SessionStore, Written};
 use lucent_common::backend::source::{BrokenMessage, QueueMessage};
 use lucent_common::domain::batch::{for_each_batch, Invalid};
 use lucent_common::domain::clock::Clock;
@@ -335,7 +335,11 @@ impl Processor {
             .buffer_unordered(STORE_WRITES_PER_MESSAGE);
         while let Some((index, event_count, written)) = writes.next().await {
             match written {
-                Ok(()) => {
+                // Erasure outranks delivery: the batch is handled, and gone.
+                Ok(Written::DroppedErased) => {
+                    metrics::counter!(m::CONSUMER_BATCHES_DROPPED_ERASED).increment(1);
+                }
+                Ok(Written::Stored) => {
                     stored_batches += 1;
                     metrics::counter!(m::CONSUMER_BATCHES_STORED).increment(1);
                     metrics::counter!(m::CONSUMER_EVENTS_STORED).increment(event_count as u64);
@@ -458,14 +462,14 @@ impl Processor {
     /// Runs `write` until it succeeds, is refused for good, or the process stops.
     /// Store outages back off exponentially up to 5 s with jitter; they stall
     /// this message (and so commits past it) but never skip it.
-    async fn write_with_retry<'a, F, Fut>(
+    async fn write_with_retry<'a, R, F, Fut>(
         &'a self,
         what: &'static str,
         write: F,
-    ) -> Result<(), Stop>
+    ) -> Result<R, Stop>
     where
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), StoreError>> + 'a,
+        Fut: std::future::Future<Output = Result<R, StoreError>> + 'a,
     {
         let mut delay = Duration::from_millis(50);
         let mut logged = false;
@@ -475,11 +479,11 @@ impl Processor {
             metrics::histogram!(m::CONSUMER_STORE_WRITE_DURATION)
                 .record(started.elapsed().as_secs_f64());
             match result {
-                Ok(()) => {
+                Ok(written) => {
                     if logged {
                         tracing::info!(what, "store writes recovered");
                     }
-                    return Ok(());
+                    return Ok(written);
                 }
                 Err(e) if e.is_retryable() => {
                     metrics::counter!(m::CONSUMER_STORE_ERRORS, "kind" => "retryable").increment(1);

@@ -5,6 +5,7 @@ use std::io::Write;
 use lucent_common::backend::error::StoreError;
 use lucent_common::backend::session_store::{PageRequest, SessionReader};
 use lucent_common::domain::codec::zstd_decompress;
+pub use lucent_common::domain::session_summary::format_time_ms;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -16,6 +17,9 @@ const MAX_CHUNK_DECODED_BYTES: usize = 256 * 1_048_576;
 /// Sessions read per page by `sessions list`: the most it holds in memory,
 /// whatever the range. Each is a few hundred bytes.
 pub const LIST_PAGE_SESSIONS: usize = 500;
+
+/// Chunks `sessions export` reads at a time (each under 1 MiB compressed).
+const EXPORT_CHUNKS_PER_READ: usize = 8;
 
 /// Why a read command failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,15 +51,10 @@ pub fn parse_time_ms(text: &str) -> Result<u64, ReadError> {
         .map_err(|_| ReadError::BadTime(text.to_string()))
 }
 
-/// Formats epoch milliseconds as RFC 3339 with milliseconds.
-pub fn format_time_ms(ms: u64) -> String {
-    let t =
-        OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms.min(i64::MAX as u64) as i64);
-    t.format(&Rfc3339).unwrap_or_else(|_| ms.to_string())
-}
 
-/// Writes the sessions of `org` overlapping `[since_ms, until_ms]`, one JSON object
-/// per line, a page of `page_sessions` at a time as the store returns them.
+/// Writes the sessions of `org` first received in `[since_ms, until_ms]`, newest
+/// first, one row of the read API per line, a page of `page_sessions` at a time
+/// as the store returns them.
 /// Returns how many were written.
 pub async fn list_sessions(
     reader: &dyn SessionReader,
@@ -70,17 +69,7 @@ pub async fn list_sessions(
     loop {
         let got = reader.list_sessions(org, since_ms, until_ms, &page).await?;
         for s in &got.sessions {
-            let line = serde_json::json!({
-                "sessionId": s.session_id,
-                "firstEventTime": format_time_ms(s.first_event_ms),
-                "lastEventTime": format_time_ms(s.last_event_ms),
-                "eventCount": s.event_count,
-                "bytes": s.raw_bytes,
-                "hasFullSnapshot": s.has_full_snapshot,
-                "firstUrl": s.first_url,
-                "userAgent": s.user_agent,
-            });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", s.to_row())?;
         }
         written += got.sessions.len();
         // Shown before the next page is read: a long listing prints as it goes.
@@ -101,31 +90,46 @@ pub async fn export_session(
     session: &str,
     out: &mut impl Write,
 ) -> Result<u64, ReadError> {
-    let chunks = reader.read_session(org, session).await?;
     out.write_all(b"[")?;
     let mut written = 0u64;
-    for chunk in &chunks {
-        let corrupt = |why: String| ReadError::CorruptChunk {
-            window: chunk.window_id.clone(),
-            seq: chunk.seq,
-            part: chunk.part,
-            why,
-        };
-        let json = zstd_decompress(&chunk.events_zstd, MAX_CHUNK_DECODED_BYTES)
-            .map_err(|e| corrupt(e.to_string()))?;
-        // Each chunk is a JSON array the consumer wrote; splice its elements in.
-        let inner = json
-            .strip_prefix(b"[")
-            .and_then(|j| j.strip_suffix(b"]"))
-            .ok_or_else(|| corrupt("not a JSON array".into()))?;
-        if inner.is_empty() {
-            continue;
+    let windows = match reader.session(org, session).await? {
+        Some(summary) => summary.windows,
+        None => Vec::new(),
+    };
+    // A few chunks at a time, so a long session costs the CLI no more memory
+    // than a short one.
+    for window in &windows {
+        let mut after = None;
+        loop {
+            let chunks = reader
+                .read_chunks(org, session, &window.window_id, after, EXPORT_CHUNKS_PER_READ)
+                .await?;
+            let Some(last) = chunks.last() else { break };
+            after = Some((last.seq, last.part));
+            for chunk in &chunks {
+                let corrupt = |why: String| ReadError::CorruptChunk {
+                    window: chunk.window_id.clone(),
+                    seq: chunk.seq,
+                    part: chunk.part,
+                    why,
+                };
+                let json = zstd_decompress(&chunk.events_zstd, MAX_CHUNK_DECODED_BYTES)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                // Each chunk is a JSON array the consumer wrote; splice its elements in.
+                let inner = json
+                    .strip_prefix(b"[")
+                    .and_then(|j| j.strip_suffix(b"]"))
+                    .ok_or_else(|| corrupt("not a JSON array".into()))?;
+                if inner.is_empty() {
+                    continue;
+                }
+                if written > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(inner)?;
+                written += u64::from(chunk.event_count);
+            }
         }
-        if written > 0 {
-            out.write_all(b",")?;
-        }
-        out.write_all(inner)?;
-        written += u64::from(chunk.event_count);
     }
     out.write_all(b"]\n")?;
     Ok(written)
@@ -198,7 +202,7 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            ["s0", "s1", "s2", "s3", "s4", "s5", "s6"].map(|s| format!("\"{s}\""))
+            ["s6", "s5", "s4", "s3", "s2", "s1", "s0"].map(|s| format!("\"{s}\""))
         );
     }
 

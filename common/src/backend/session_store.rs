@@ -1,11 +1,12 @@
 //! Stored sessions (docs/design.md §4): chunks of events, session listings and dead letters.
 //!
-//! The write side (`SessionStore`) is what the consumer needs; the read side
-//! (`SessionReader`) is what the CLI and, later, the replay API need.
+//! The write side (`SessionStore`) is what the consumer and erasure need; the
+//! read side (`SessionReader`) is what the read API and the CLI need.
 
 use async_trait::async_trait;
 
 use crate::backend::error::StoreError;
+pub use crate::domain::session_summary::{ChunkMeta, Integrity, SessionSummary, WindowSeqs};
 
 /// One stored cell of events. A batch is one chunk, or several `part`s when its
 /// compressed events would not fit under the per-cell limit.
@@ -51,21 +52,6 @@ pub struct DeadLetter {
     pub body: Vec<u8>,
 }
 
-/// The listing view of a session, aggregated over its chunks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSummary {
-    pub session_id: String,
-    pub first_event_ms: u64,
-    pub last_event_ms: u64,
-    pub event_count: u64,
-    /// Uncompressed event bytes.
-    pub raw_bytes: u64,
-    pub has_full_snapshot: bool,
-    /// URL of the earliest chunk that named one.
-    pub first_url: Option<String>,
-    pub user_agent: String,
-}
-
 /// Which page of a session listing to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
@@ -103,13 +89,25 @@ pub struct DeadLetterSummary {
     pub size_bytes: u64,
 }
 
-/// Where the consumer writes.
+/// What became of a batch handed to [`SessionStore::put_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Stored,
+    /// Its session was erased: nothing was written.
+    DroppedErased,
+}
+
+/// Where a window's chunks are read from: after this `(seq, part)`.
+pub type ChunkPosition = (u64, u32);
+
+/// Where the consumer writes, and what erasure deletes.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Writes all parts of one batch. They share a partition, so a backend can
     /// write them atomically. Stale parts of an earlier, larger write of the
-    /// same batch are removed.
-    async fn put_batch(&self, parts: &[Chunk]) -> Result<(), StoreError>;
+    /// same batch are removed. A batch of an erased session (one with a
+    /// tombstone younger than the retention period) is not written.
+    async fn put_batch(&self, parts: &[Chunk]) -> Result<Written, StoreError>;
 
     /// Keeps a message that failed validation.
     async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
@@ -117,21 +115,28 @@ pub trait SessionStore: Send + Sync {
     /// Deletes data received before `cutoff_ms`. Backends with native TTLs do
     /// nothing here; the embedded store relies on it for retention.
     async fn expire_before(&self, cutoff_ms: u64) -> Result<(), StoreError>;
+
+    /// Erases a session: leaves a tombstone for the retention period, then
+    /// deletes its chunks and listing. From then on no read returns it and
+    /// `put_batch` drops its batches. Erasing again, or a session that never
+    /// existed, succeeds.
+    async fn erase_session(
+        &self,
+        org_id: &str,
+        session_id: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
 }
 
-/// What the CLI reads.
+/// What the read API and the CLI read. No read returns an erased session.
 #[async_trait]
 pub trait SessionReader: Send + Sync {
-    /// One page of the sessions of `org_id` whose events overlap
-    /// `[since_ms, until_ms]`. Following `next_cursor` from the first page yields
-    /// every such session exactly once, also while sessions are being written; a
-    /// session first written after the listing started may or may not appear.
-    /// A page holds at most `page.limit` sessions, and no store holds more than
-    /// about one page in memory to make it.
-    ///
-    /// Order: SQLite by first event time, then id. ScyllaDB by the hour the
-    /// session was first received, then id (ordering by event time there would
-    /// mean reading the whole range before the first page).
+    /// One page of the sessions of `org_id` first received (server clock) in
+    /// `[since_ms, until_ms]`, newest first, ties by session id. Following
+    /// `next_cursor` from the first page yields every such session exactly once,
+    /// also while sessions are being written: a session's first-received time
+    /// never changes once stored. A page holds at most `page.limit` sessions,
+    /// and no store holds more than about one page in memory to make it.
     ///
     /// A cursor the store cannot read is a permanent error.
     async fn list_sessions(
@@ -142,8 +147,46 @@ pub trait SessionReader: Send + Sync {
         page: &PageRequest,
     ) -> Result<SessionPage, StoreError>;
 
-    /// Every current chunk of a session, ordered by window, seq, part.
-    async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError>;
+    /// One session's summary; `None` when it has no chunks, belongs to another
+    /// organization or was erased.
+    async fn session(
+        &self,
+        org_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionSummary>, StoreError>;
+
+    /// Up to `limit` current chunks of one window after `after`, in `(seq, part)`
+    /// order, so that a reader holds a few chunks at a time however long the
+    /// session is.
+    async fn read_chunks(
+        &self,
+        org_id: &str,
+        session_id: &str,
+        window_id: &str,
+        after: Option<ChunkPosition>,
+        limit: usize,
+    ) -> Result<Vec<Chunk>, StoreError>;
+
+    /// Every current chunk of a session, ordered by window, seq, part. For tools
+    /// and tests: it holds the whole session in memory.
+    async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError> {
+        let Some(summary) = self.session(org_id, session_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut all = Vec::new();
+        for window in &summary.windows {
+            let mut after = None;
+            loop {
+                let chunks = self
+                    .read_chunks(org_id, session_id, &window.window_id, after, 256)
+                    .await?;
+                let Some(last) = chunks.last() else { break };
+                after = Some((last.seq, last.part));
+                all.extend(chunks);
+            }
+        }
+        Ok(all)
+    }
 
     /// The newest dead letters first, at most `limit`.
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterSummary>, StoreError>;

@@ -21,6 +21,10 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const MAX_EVENT_TYPE: u64 = 6;
 /// rrweb's EventType for a full DOM snapshot: a replay can start there.
 pub const FULL_SNAPSHOT_TYPE: u64 = 2;
+/// rrweb's Meta event, which names the page (`data.href`).
+pub const META_TYPE: u64 = 4;
+/// Longest page address kept from a Meta event.
+pub const MAX_URL_BYTES: usize = 8 * 1024;
 
 /// One valid batch, borrowing its events from the decoded body.
 #[derive(Debug)]
@@ -32,7 +36,8 @@ pub struct Batch<'a> {
     pub first_event_ms: u64,
     pub last_event_ms: u64,
     pub has_full_snapshot: bool,
-    /// `metadata.url` when present and a string.
+    /// `metadata.url` when present and a string, else the `data.href` of the
+    /// batch's earliest rrweb Meta event (type 4).
     pub url: Option<String>,
 }
 
@@ -99,6 +104,17 @@ struct RawEvent<'a> {
     event_type: Option<&'a RawValue>,
     #[serde(borrow)]
     timestamp: Option<&'a RawValue>,
+}
+
+/// The parts of an rrweb Meta event (type 4) the listing uses.
+#[derive(Deserialize)]
+struct MetaEvent {
+    data: Option<MetaEventData>,
+}
+
+#[derive(Deserialize)]
+struct MetaEventData {
+    href: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +293,8 @@ fn validate_batch(raw: &RawValue) -> Result<Batch<'_>, Invalid> {
     let mut first_event_ms = u64::MAX;
     let mut last_event_ms = 0;
     let mut has_full_snapshot = false;
+    // (timestamp, href) of the earliest Meta event naming a page.
+    let mut meta_href: Option<(u64, String)> = None;
     // Counted and checked while reading, so an array of millions of events is
     // refused at the 10 001st instead of being collected first.
     for_each_element(events_text.get(), |i, event| {
@@ -308,6 +326,17 @@ fn validate_batch(raw: &RawValue) -> Result<Batch<'_>, Invalid> {
                 )
             })?;
         has_full_snapshot |= event_type == FULL_SNAPSHOT_TYPE;
+        if event_type == META_TYPE && meta_href.as_ref().is_none_or(|(at, _)| timestamp < *at) {
+            // Only Meta events are read past their head, and a page address
+            // longer than any browser sends is ignored rather than stored.
+            let href = serde_json::from_str::<MetaEvent>(event.get())
+                .ok()
+                .and_then(|m| m.data?.href)
+                .filter(|href| href.len() <= MAX_URL_BYTES);
+            if let Some(href) = href {
+                meta_href = Some((timestamp, href));
+            }
+        }
         first_event_ms = first_event_ms.min(timestamp);
         last_event_ms = last_event_ms.max(timestamp);
         events.push(event);
@@ -329,7 +358,7 @@ fn validate_batch(raw: &RawValue) -> Result<Batch<'_>, Invalid> {
         first_event_ms,
         last_event_ms,
         has_full_snapshot,
-        url,
+        url: url.or(meta_href.map(|(_, href)| href)),
     })
 }
 
@@ -410,6 +439,27 @@ mod tests {
         assert_eq!(
             String::from_utf8(events_json(&b.events)).unwrap(),
             format!(r#"[{EV},{{"type":3,"timestamp":1732700000500}}]"#)
+        );
+    }
+
+    #[test]
+    fn the_url_falls_back_to_the_earliest_meta_events_href() {
+        let body = r#"{"sessionId":"s","seq":0,"events":[
+            {"type":4,"timestamp":20,"data":{"href":"https://x.test/later"}},
+            {"type":4,"timestamp":10,"data":{"href":"https://x.test/first"}},
+            {"type":4,"timestamp":5,"data":{"width":1}}]}"#;
+        let b = only(body).unwrap();
+        assert_eq!(b.url.as_deref(), Some("https://x.test/first"));
+        let with_metadata =
+            body.replace(r#""seq":0,"#, r#""seq":0,"metadata":{"url":"https://m"},"#);
+        assert_eq!(
+            only(&with_metadata).unwrap().url.as_deref(),
+            Some("https://m")
+        );
+        let too_long = body.replace("first", &"x".repeat(MAX_URL_BYTES));
+        assert_eq!(
+            only(&too_long).unwrap().url.as_deref(),
+            Some("https://x.test/later")
         );
     }
 

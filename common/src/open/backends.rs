@@ -7,6 +7,7 @@ use crate::backend::attempt_log::AttemptLog;
 use crate::backend::error::StoreError;
 use crate::backend::key_store::KeyStore;
 use crate::backend::publisher::Publisher;
+use crate::backend::secret_store::SecretStore;
 use crate::backend::session_store::{SessionReader, SessionStore};
 use crate::backend::source::Source;
 use crate::open::backend_url::{QueueUrl, StoreUrl};
@@ -15,8 +16,8 @@ use crate::sqlite::queue::{SqlitePublisher, SqliteSource};
 use crate::sqlite::store::SqliteStore;
 
 /// Everything a store backend offers.
-pub trait Store: KeyStore + SessionStore + SessionReader + AttemptLog {}
-impl<T: KeyStore + SessionStore + SessionReader + AttemptLog> Store for T {}
+pub trait Store: KeyStore + SecretStore + SessionStore + SessionReader + AttemptLog {}
+impl<T: KeyStore + SecretStore + SessionStore + SessionReader + AttemptLog> Store for T {}
 
 /// Opens the store named by `url`.
 pub async fn open_store(
