@@ -1,42 +1,49 @@
-//! The distributed store: keys, session chunks and dead letters in ScyllaDB (or any
-//! CQL store), with the same semantics as the SQLite store (docs/design.md §4).
+//! The distributed store: keys, sessions and dead letters in ScyllaDB (or any
+//! CQL store), with the same semantics as the SQLite store (docs/design.md §4, §7).
 //!
 //! # Schema, and why it looks like this
 //!
-//! - [`CREATE_API_KEYS`](super::schema::CREATE_API_KEYS): `api_keys (key PK, …)`. Small and read whole by every
-//!   ingest replica every few seconds. `create` and `revoke` read the row before
-//!   writing it: `create` refuses a key that exists, `revoke` answers false for a
-//!   key that does not (an `UPDATE` alone would create a half row) and leaves an
-//!   earlier revocation time alone. Not lightweight transactions (`IF NOT EXISTS`,
-//!   `IF revoked_at = null`): ScyllaDB 6 creates `NetworkTopologyStrategy`
-//!   keyspaces with tablets by default and refuses LWTs in them. What that gives
-//!   up is small: keys are 128 random bits, so two creates of one key are an
-//!   operator repeating a command, not a race; two revocations of one key racing
-//!   within a round trip may keep either's time, both a moment apart.
-//! - [`CREATE_SESSION_CHUNKS`](super::schema::CREATE_SESSION_CHUNKS): `session_chunks ((org_id, session_id), window_id, seq, part)`.
-//!   One partition per session of an organization, so replaying a session is one
-//!   sequential partition read in `(window, seq, part)` order, and an organization can
-//!   never read another's session even with the same id. The clustering key is the
-//!   batch identity, which makes every write idempotent: a redelivery overwrites
-//!   itself. The parts of one batch are written as one `UNLOGGED` batch to that one
-//!   partition (atomic and isolated there), together with a range delete of
+//! - [`CREATE_API_KEYS`](super::schema::CREATE_API_KEYS) and
+//!   [`CREATE_SECRET_KEYS`](super::schema::CREATE_SECRET_KEYS): `api_keys (key PK, …)`
+//!   and `secret_keys (id PK, digest, …)`. Small, and read whole by every ingest
+//!   (public keys) or query (secret keys) replica every few seconds. Creating
+//!   and revoking read the row before writing it: a create refuses an existing
+//!   key or id, a revoke answers false for one that does not exist (an `UPDATE`
+//!   alone would create a half row) and leaves an earlier revocation time alone.
+//!
+//! - [`CREATE_SESSION_CHUNKS`](super::schema::CREATE_SESSION_CHUNKS):
+//!   `session_chunks ((org_id, session_id), window_id, seq, part)`. One partition
+//!   per session of an organization, so replaying a window is one sequential
+//!   read in `(seq, part)` order, and an organization can never read another's
+//!   session even with the same id. The clustering key is the batch identity,
+//!   which makes every write idempotent: a redelivery overwrites itself. The
+//!   parts of one batch are written as one `UNLOGGED` batch to that one partition
+//!   (atomic and isolated there), together with a range delete of
 //!   `part >= part_count`, which removes what an earlier, larger write of the same
-//!   batch left behind. Every cell is written `USING TTL` (retention).
-//! - [`CREATE_SESSIONS_BY_HOUR`](super::schema::CREATE_SESSIONS_BY_HOUR): `sessions_by_hour ((org_id, hour), session_id)`,
-//!   the listing index, keyed by the hour a chunk was *received*
-//!   (`received_ms / 3_600_000`, the ingest server's clock, which no client sets).
-//!   An organization's sessions cannot be listed from `session_chunks` without a
-//!   full scan, and one partition per organization would grow without bound.
-//!   Every batch writes its session's row in the hour it was received: an upsert
-//!   of the same few bytes, idempotent, and what makes "the earliest hour a
-//!   session was received in" readable from the index. Writing only for `seq` 0
-//!   would miss sessions whose first batch arrives late or never.
-//!   Listing walks the hours around the requested range in order (event time and
-//!   receipt time are close; one day of slack each side), reads each hour's ids in
-//!   clustering order from a cursor (`session_id > ?`), and aggregates each session
-//!   from its chunk rows, reading the summary columns only, never the blobs. A
-//!   session received over several hours is listed in the earliest of them the
-//!   listing reads; the page cursor is that hour and the last id examined.
+//!   batch left behind.
+//! - [`CREATE_SESSION_BATCHES`](super::schema::CREATE_SESSION_BATCHES): the same
+//!   rows without the blobs, written after the chunks the same way (stale parts
+//!   included). A session's summary (listing row, integrity) is folded from this
+//!   partition, never from `session_chunks`, whose rows hold up to 1 MiB each.
+//! - [`CREATE_SESSIONS`](super::schema::CREATE_SESSIONS): `sessions ((org_id,
+//!   session_id)) first_received_ms`, the session's place in listings, fixed by
+//!   the first batch stored. Every `put_batch` reads it and writes it back
+//!   unchanged (its own receipt time when there is none), which keeps it alive
+//!   as long as the session receives batches.
+//! - [`CREATE_SESSIONS_BY_RECEIVED`](super::schema::CREATE_SESSIONS_BY_RECEIVED):
+//!   `sessions_by_received ((org_id, hour), first_received_ms, session_id)`,
+//!   newest first, `hour = first_received_ms / 3_600_000` (the ingest server's
+//!   clock, which no client sets). One partition per organization would grow
+//!   without bound. Every `put_batch` upserts the session's row: the same values,
+//!   so idempotent; it refreshes the TTL and repairs a crash between the two
+//!   writes on redelivery. A listing reads the hours of its range newest first,
+//!   resumes inside an hour from its cursor (`FIRST_RECEIVED_MS:SESSION_ID`, as
+//!   on SQLite), and folds each session found from `session_batches`.
+//! - [`CREATE_ERASED_SESSIONS`](super::schema::CREATE_ERASED_SESSIONS): erasure
+//!   tombstones, kept for the retention period. `put_batch` reads it first and
+//!   drops batches of an erased session; every read checks it, so a batch that
+//!   raced the erasure (read no tombstone, wrote after the deletes) is never
+//!   returned, and expires with its TTL.
 //! - [`CREATE_DEAD_LETTERS_BY_HOUR`](super::schema::CREATE_DEAD_LETTERS_BY_HOUR): `dead_letters_by_hour ((hour, shard), dead_at_ms, batch_id)`,
 //!   the listing of dead letters of all organizations, by hour of dead-lettering and
 //!   one of [`DEAD_LETTER_SHARDS`] shards picked by a hash of the batch id (assigned
@@ -49,24 +56,45 @@
 //!   locates its listing row: writing the same batch id again (idempotent by batch id,
 //!   like SQLite) moves that row instead of adding one.
 //!
+//! # No lightweight transactions
+//!
+//! `IF NOT EXISTS` would make "the first batch stored" and "a key created
+//! once" exact, but ScyllaDB 6 creates `NetworkTopologyStrategy` keyspaces with
+//! tablets by default and refuses LWTs in them, which would fail every
+//! session's first batch for good. So every write is a plain one after a read.
+//! What that gives up:
+//!
+//! - Public keys are 128 random bits and secret key ids 64, so two creates of
+//!   one are an operator repeating a command, not a race; two revocations racing
+//!   within a round trip may keep either's time, both a moment apart.
+//! - Two first batches of one session racing (both read no `sessions` row) can
+//!   only come from two requests, in two messages, stored within the same round
+//!   trip (the batches of one message share its receipt time, so they agree).
+//!   Each writes its own time; the row keeps the later write's, and the other's
+//!   listing row is left over. A listing lists a session only at the time its
+//!   `sessions` row holds, so the leftover lists nothing and expires; a listing
+//!   paging through that very moment could see the session at either time.
+//!
 //! # How large a partition can get
 //!
 //! Rows reach these tables at most as fast as ingest admits requests: a key makes
 //! at most `R` requests a minute (its override, else 100), each body at most
 //! 1 MiB on the wire, holding at most `B` batches (consumer
-//! `--max-batches-per-message`, default 1 000). An organization with keys
-//! `k1…kn` therefore adds to one `sessions_by_hour` partition at most
-//! `60 × (R1 + … + Rn) × B` session ids an hour, whatever sessions it invents:
-//! 6 000 000 ids (at most 128 bytes each) for one key at the default
-//! limits, 6 000 for a browser SDK's one batch per request. `B`, not the request
-//! rate, dominates that bound. A hash of the session id would not split a
-//! partition further against a client that picks its ids; the hour is the server's.
+//! `--max-batches-per-message`, default 1 000). Each batch can start at most one
+//! session, so an organization with keys `k1…kn` adds to one
+//! `sessions_by_received` partition at most `60 × (R1 + … + Rn) × B` rows an
+//! hour, whatever sessions it invents: 6 000 000 (at most 128-byte ids) for one
+//! key at the default limits, 6 000 for a browser SDK's one batch per request.
+//! `B`, not the request rate, dominates that bound. A hash of the session id
+//! would not split a partition further against a client that picks its ids; the
+//! hour is the server's.
 //! A message dead-letters at most once, so one `dead_letters_by_hour` partition
 //! receives at most `60 × ΣR / 16` rows an hour on average, `ΣR` summed over every
 //! key of every organization: 375 rows per partition for each key at the default
 //! limit. A row there carries the validation reason, which grows with the number
 //! of invalid batches in the body.
-//! `session_chunks` is one partition per session and not bounded by this change.
+//! `session_chunks` and `session_batches` are one partition per session, not
+//! bounded by the hour.
 //!
 //! Retention is CQL's TTL on every write, so [`SessionStore::expire_before`] has
 //! nothing to do here.
@@ -96,12 +124,14 @@ use scylla::DeserializeRow;
 
 use crate::backend::error::StoreError;
 use crate::backend::key_store::{KeyRecord, KeyStore};
+use crate::backend::secret_store::{SecretRecord, SecretStore};
 use crate::backend::session_store::{
-    Chunk, DeadLetter, DeadLetterSummary, PageRequest, SessionPage, SessionReader, SessionStore,
-    SessionSummary,
+    Chunk, ChunkMeta, ChunkPosition, DeadLetter, DeadLetterSummary, PageRequest, SessionPage,
+    SessionReader, SessionStore, SessionSummary, Written,
 };
 use crate::domain::api_key::ApiKey;
 use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::secret_key::{Scope, SecretDigest};
 use crate::scylla::errors::{fail, to_store_error};
 use crate::scylla::schema::TABLES;
 
@@ -113,9 +143,6 @@ const HOUR_MS: u64 = 3_600_000;
 /// at once. Changing it moves where [`dead_letter_shard`] looks for a row.
 pub const DEAD_LETTER_SHARDS: i32 = 16;
 
-/// CQL's largest TTL (20 years), in seconds.
-const MAX_TTL_SECS: u32 = 630_720_000;
-
 /// Blob bytes per CQL batch. A batch is one mutation, and ScyllaDB and Cassandra
 /// refuse mutations over half a commitlog segment (16 MiB by default); a batch whose
 /// parts add up to more is written as several single-partition batches.
@@ -125,74 +152,15 @@ const MAX_BATCH_BLOB_BYTES: usize = 8 << 20;
 /// stays around 16 MiB whatever the server's own page limits are.
 const CHUNK_PAGE_ROWS: i32 = 16;
 
-/// Hour buckets whose first index rows a session listing reads ahead: most hours
-/// of a long range are empty, and reading them one at a time would cost a round
-/// trip each. A listing is an operator's query; it should not queue thousands of
-/// requests on the cluster either.
+/// Hour partitions of the listing read ahead of the one being listed: most
+/// hours of a long range are empty, and reading them one at a time would cost a
+/// round trip each. A listing is an operator's query; it should not queue
+/// thousands of requests on the cluster either. Each read holds up to a page
+/// of listing rows (an id and a time each).
 const HOUR_QUERIES_IN_FLIGHT: usize = 8;
 
-/// Session ids read from one hour's index partition at a time, whatever the page
-/// size: at least enough that sessions filtered out by event time do not cost a
-/// round trip each, at most what a page may hold.
-const INDEX_ROWS_PER_READ: std::ops::RangeInclusive<usize> = 32..=1000;
-
-/// Sessions aggregated at once while listing, for the same reason.
+/// Sessions summarized at once while listing, for the same reason.
 const SESSION_QUERIES_IN_FLIGHT: usize = 32;
-
-/// Settings of the ScyllaDB backend (`--store scylla://host:port[,…]/keyspace`).
-#[derive(Debug, Clone)]
-pub struct ScyllaOptions {
-    /// Replication of the keyspace, as a CQL map literal. Used only when the keyspace
-    /// does not exist yet; an existing keyspace is never altered.
-    /// Default: `{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}`.
-    pub replication: String,
-    /// Consistency level of every read and write, by its CQL name: `ONE`,
-    /// `LOCAL_ONE`, `TWO`, `THREE`, `QUORUM`, `LOCAL_QUORUM`, `ALL` or `EACH_QUORUM`
-    /// (a write-only level: reads then use `LOCAL_QUORUM`, which still sees every
-    /// write). Default: `LOCAL_QUORUM`.
-    pub consistency: String,
-    /// Retention, in seconds: the TTL of every chunk, session-index row and dead
-    /// letter, counted from when it is written. 1 to 630 720 000 (CQL's 20-year
-    /// maximum). Default: 2 592 000 (30 days).
-    pub ttl_secs: u32,
-    /// Datacenter whose nodes coordinate requests (token-aware within it). Requests
-    /// never fail over to other datacenters: there, a `LOCAL_*` consistency level
-    /// would count that datacenter's replicas instead. Default: none, every node
-    /// is local.
-    pub local_dc: Option<String>,
-}
-
-impl Default for ScyllaOptions {
-    fn default() -> Self {
-        ScyllaOptions {
-            replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}".into(),
-            consistency: "LOCAL_QUORUM".into(),
-            ttl_secs: 30 * 24 * 3600,
-            local_dc: None,
-        }
-    }
-}
-
-/// Parses a consistency level name as `ScyllaOptions::consistency` documents it
-/// (case-insensitive).
-pub fn parse_consistency(name: &str) -> Result<Consistency, StoreError> {
-    Ok(match name.trim().to_ascii_uppercase().as_str() {
-        "ONE" => Consistency::One,
-        "TWO" => Consistency::Two,
-        "THREE" => Consistency::Three,
-        "QUORUM" => Consistency::Quorum,
-        "ALL" => Consistency::All,
-        "LOCAL_QUORUM" => Consistency::LocalQuorum,
-        "EACH_QUORUM" => Consistency::EachQuorum,
-        "LOCAL_ONE" => Consistency::LocalOne,
-        _ => {
-            return Err(StoreError::Permanent(format!(
-                "unknown consistency level {name:?}: use one of ONE, LOCAL_ONE, TWO, THREE, \
-                 QUORUM, LOCAL_QUORUM, ALL, EACH_QUORUM"
-            )))
-        }
-    })
-}
 
 /// Keys, sessions and dead letters in a ScyllaDB keyspace.
 pub struct ScyllaStore {
@@ -204,136 +172,6 @@ pub struct ScyllaStore {
     /// `ScyllaOptions::ttl_secs` in milliseconds: listings read no bucket older than
     /// that (and a day of slack), it has expired.
     retention_ms: u64,
-}
-
-/// Every statement the store runs, prepared once at connect.
-struct Statements {
-    insert_key: PreparedStatement,
-    select_keys: PreparedStatement,
-    select_key: PreparedStatement,
-    revoke_key: PreparedStatement,
-    insert_chunk: PreparedStatement,
-    delete_stale_parts: PreparedStatement,
-    insert_session_hour: PreparedStatement,
-    select_sessions_of_hour: PreparedStatement,
-    select_chunk_summaries: PreparedStatement,
-    select_chunks: PreparedStatement,
-    insert_dead_letter: PreparedStatement,
-    delete_dead_letter: PreparedStatement,
-    select_dead_letters_of_hour: PreparedStatement,
-    insert_dead_letter_body: PreparedStatement,
-    select_dead_letter_location: PreparedStatement,
-    select_dead_letter_body: PreparedStatement,
-}
-
-impl Statements {
-    async fn prepare(
-        session: &Session,
-        write: Consistency,
-        read: Consistency,
-    ) -> Result<Statements, StoreError> {
-        let p =
-            |cql: &'static str, consistency: Consistency| prepare(session, cql, consistency, None);
-        Ok(Statements {
-            insert_key: p(
-                r#"INSERT INTO api_keys ("key", org_id, rate_limit_per_minute, created_at, revoked_at)
-                   VALUES (?, ?, ?, ?, ?)"#,
-                write,
-            )
-            .await?,
-            select_keys: p(
-                r#"SELECT "key", org_id, rate_limit_per_minute, created_at, revoked_at FROM api_keys"#,
-                read,
-            )
-            .await?,
-            select_key: p(
-                r#"SELECT revoked_at FROM api_keys WHERE "key" = ?"#,
-                read,
-            )
-            .await?,
-            revoke_key: p(
-                r#"UPDATE api_keys SET revoked_at = ? WHERE "key" = ?"#,
-                write,
-            )
-            .await?,
-            insert_chunk: p(
-                "INSERT INTO session_chunks (org_id, session_id, window_id, seq, part, part_count,
-                     events_zstd, event_count, first_event_ms, last_event_ms, has_full_snapshot,
-                     raw_bytes, url, user_agent, received_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
-                write,
-            )
-            .await?,
-            delete_stale_parts: p(
-                "DELETE FROM session_chunks
-                 WHERE org_id = ? AND session_id = ? AND window_id = ? AND seq = ? AND part >= ?",
-                write,
-            )
-            .await?,
-            insert_session_hour: p(
-                "INSERT INTO sessions_by_hour (org_id, hour, session_id) VALUES (?, ?, ?) USING TTL ?",
-                write,
-            )
-            .await?,
-            select_sessions_of_hour: p(
-                "SELECT session_id FROM sessions_by_hour
-                 WHERE org_id = ? AND hour = ? AND session_id > ? LIMIT ?",
-                read,
-            )
-            .await?,
-            select_chunk_summaries: p(
-                "SELECT window_id, seq, part, event_count, first_event_ms, last_event_ms,
-                        has_full_snapshot, raw_bytes, url, user_agent, received_ms
-                 FROM session_chunks WHERE org_id = ? AND session_id = ?",
-                read,
-            )
-            .await?,
-            select_chunks: prepare(
-                session,
-                "SELECT window_id, seq, part, part_count, events_zstd, event_count, first_event_ms,
-                        last_event_ms, has_full_snapshot, raw_bytes, url, user_agent, received_ms
-                 FROM session_chunks WHERE org_id = ? AND session_id = ?",
-                read,
-                Some(CHUNK_PAGE_ROWS),
-            )
-            .await?,
-            insert_dead_letter: p(
-                "INSERT INTO dead_letters_by_hour (hour, shard, dead_at_ms, batch_id, org_id, reason,
-                     received_ms, size_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
-                write,
-            )
-            .await?,
-            delete_dead_letter: p(
-                "DELETE FROM dead_letters_by_hour
-                 WHERE hour = ? AND shard = ? AND dead_at_ms = ? AND batch_id = ?",
-                write,
-            )
-            .await?,
-            select_dead_letters_of_hour: p(
-                "SELECT batch_id, org_id, reason, received_ms, dead_at_ms, size_bytes
-                 FROM dead_letters_by_hour WHERE hour = ? AND shard = ? LIMIT ?",
-                read,
-            )
-            .await?,
-            insert_dead_letter_body: p(
-                "INSERT INTO dead_letter_bodies (batch_id, day, dead_at_ms, org_id, headers, body)
-                 VALUES (?, ?, ?, ?, ?, ?) USING TTL ?",
-                write,
-            )
-            .await?,
-            select_dead_letter_location: p(
-                "SELECT dead_at_ms FROM dead_letter_bodies WHERE batch_id = ?",
-                read,
-            )
-            .await?,
-            select_dead_letter_body: p(
-                "SELECT body FROM dead_letter_bodies WHERE batch_id = ?",
-                read,
-            )
-            .await?,
-        })
-    }
 }
 
 /// Prepares an idempotent statement (all of ours are) at `consistency`.
@@ -354,21 +192,6 @@ pub(crate) async fn prepare(
         statement.set_page_size(rows);
     }
     Ok(statement)
-}
-
-/// A keyspace name CQL takes unquoted: a letter, then letters, digits and `_`, 48 at most.
-fn check_keyspace(keyspace: &str) -> Result<(), StoreError> {
-    let mut bytes = keyspace.bytes();
-    let valid = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && keyspace.len() <= 48;
-    if valid {
-        Ok(())
-    } else {
-        Err(StoreError::Permanent(format!(
-            "keyspace {keyspace:?} must be a letter followed by at most 47 of [A-Za-z0-9_]"
-        )))
-    }
 }
 
 impl ScyllaStore {
@@ -461,14 +284,6 @@ impl ScyllaStore {
         })
     }
 
-    /// None when the key does not exist, else its revocation time if revoked.
-    async fn key_revocation(&self, key: &str) -> Result<Option<Option<i64>>, StoreError> {
-        Ok(self
-            .query_one::<(Option<i64>,)>(&self.statements.select_key, (key,), "reading a key")
-            .await?
-            .map(|(revoked_at,)| revoked_at))
-    }
-
     /// Reads one dead letter's original bytes back (for operators replaying it).
     pub async fn dead_letter_body(&self, batch_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -525,170 +340,31 @@ impl ScyllaStore {
             .map_err(fail(what))
     }
 
-    /// Writes the parts of one batch: one unlogged batch to the session's partition,
-    /// with the range delete of stale parts (split only past `MAX_BATCH_BLOB_BYTES`).
-    async fn write_chunks(&self, parts: &[Chunk]) -> Result<(), StoreError> {
-        let rows: Vec<ChunkValues<'_>> = parts
-            .iter()
-            .map(|c| chunk_values(c, self.ttl_secs))
-            .collect();
-        let first = &parts[0];
-        let stale: StaleParts<'_> = (
-            &first.org_id,
-            &first.session_id,
-            &first.window_id,
-            to_i64(first.seq),
-            to_i32(first.part_count),
-        );
-        let groups = group_by_size(parts, MAX_BATCH_BLOB_BYTES);
-        let last_group = groups.len() - 1;
-        for (i, group) in groups.into_iter().enumerate() {
-            let mut batch = Batch::new(BatchType::Unlogged);
-            batch.set_is_idempotent(true);
-            let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
-            for row in &rows[group] {
-                batch.append_statement(self.statements.insert_chunk.clone());
-                values.push(row);
-            }
-            // Same timestamp as the inserts, but disjoint from them: inserted parts are
-            // below part_count, the delete covers part_count and up.
-            if i == last_group {
-                batch.append_statement(self.statements.delete_stale_parts.clone());
-                values.push(&stale);
-            }
-            self.session
-                .batch(&batch, values)
-                .await
-                .map_err(fail("writing session chunks"))?;
-        }
-        Ok(())
-    }
-
-    /// Records the session in the listing index of each hour its parts were received in.
-    async fn write_session_hours(&self, parts: &[Chunk]) -> Result<(), StoreError> {
-        let first = &parts[0];
-        let hours: BTreeSet<u64> = parts.iter().map(|c| c.received_ms / HOUR_MS).collect();
-        for hour in hours {
-            self.session
-                .execute_unpaged(
-                    &self.statements.insert_session_hour,
-                    (
-                        &first.org_id,
-                        to_i64(hour),
-                        &first.session_id,
-                        self.ttl_secs,
-                    ),
-                )
-                .await
-                .map_err(fail("writing the session index"))?;
-        }
-        Ok(())
-    }
-
-    /// At most `limit` ids of sessions received in `hour`, after `after`, in order.
-    async fn session_ids_of_hour(
+    /// Runs one write (or a read whose rows nobody needs).
+    async fn execute(
         &self,
-        org_id: &str,
-        hour: u64,
-        after: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = self
-            .query_all(
-                &self.statements.select_sessions_of_hour,
-                (
-                    org_id,
-                    to_i64(hour),
-                    after,
-                    i32::try_from(limit).unwrap_or(i32::MAX),
-                ),
-                "reading the session index",
-            )
-            .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
-    /// A session found in the index of `hour`, with its summary if the listing of
-    /// `[since_ms, until_ms]` shows it there: its events overlap the range and
-    /// `hour` is the earliest hour from `first_hour` on in which it received a
-    /// chunk, so a session received over several hours is listed once.
-    async fn listing_entry(
-        &self,
-        org_id: &str,
-        session_id: String,
-        hour: u64,
-        first_hour: u64,
-        since_ms: u64,
-        until_ms: u64,
-    ) -> Result<(String, Option<SessionSummary>), StoreError> {
-        let rows: Vec<ChunkSummaryRow> = self
-            .query_all(
-                &self.statements.select_chunk_summaries,
-                (org_id, &session_id),
-                "reading session chunks",
-            )
-            .await?;
-        let listed_in = rows
-            .iter()
-            .map(|r| to_u64(r.received_ms) / HOUR_MS)
-            .filter(|h| *h >= first_hour)
-            .min();
-        let summary = if listed_in == Some(hour) {
-            summarize(session_id.clone(), &rows)
-                .filter(|s| s.last_event_ms >= since_ms && s.first_event_ms <= until_ms)
-        } else {
-            None
-        };
-        Ok((session_id, summary))
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        what: &'static str,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(fail(what))?;
+        Ok(())
     }
 }
 
 mod keys;
 mod listing;
+mod options;
+mod paging;
 mod rows;
 mod sessions;
+mod statements;
 
+pub use options::{parse_consistency, ScyllaOptions};
+
+use options::{check_keyspace, MAX_TTL_SECS};
 use rows::*;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn documented_defaults_are_the_real_ones() {
-        let o = ScyllaOptions::default();
-        assert_eq!(
-            o.replication,
-            "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
-        );
-        assert_eq!(o.consistency, "LOCAL_QUORUM");
-        assert_eq!(o.ttl_secs, 2_592_000);
-        assert_eq!(o.local_dc, None);
-    }
-
-    #[test]
-    fn parses_consistency_names_case_insensitively() {
-        for (name, level) in [
-            ("ONE", Consistency::One),
-            ("local_one", Consistency::LocalOne),
-            ("QUORUM", Consistency::Quorum),
-            ("LOCAL_QUORUM", Consistency::LocalQuorum),
-            ("All", Consistency::All),
-            ("EACH_QUORUM", Consistency::EachQuorum),
-        ] {
-            assert_eq!(parse_consistency(name).unwrap(), level, "{name}");
-        }
-        for bad in ["ANY", "SERIAL", "LOCAL_SERIAL", "", "quorums"] {
-            assert!(!parse_consistency(bad).unwrap_err().is_retryable(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn keyspace_names_must_be_plain_cql_identifiers() {
-        assert!(check_keyspace("lucent").is_ok());
-        assert!(check_keyspace("Lucent_test_01").is_ok());
-        for bad in ["", "1lucent", "_x", "a-b", "a;DROP", &"a".repeat(49)] {
-            assert!(check_keyspace(bad).is_err(), "{bad}");
-        }
-    }
-}
+use statements::Statements;

@@ -1,4 +1,6 @@
-//! `KeyStore` on ScyllaDB: the key table, read whole by every ingest replica.
+//! `KeyStore` and `SecretStore` on ScyllaDB: the public keys, read whole by
+//! every ingest replica, and the read API's secret keys, read whole by every
+//! query replica.
 
 use super::*;
 
@@ -28,41 +30,121 @@ impl KeyStore for ScyllaStore {
 
     async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let key = record.key.to_string();
-        if self.key_revocation(&key).await?.is_some() {
+        if self
+            .revocation(&self.statements.select_key, &key)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::Permanent(format!(
                 "key {} already exists",
                 record.key.key_id()
             )));
         }
-        self.session
-            .execute_unpaged(
-                &self.statements.insert_key,
-                (
-                    &key,
-                    &record.org_id,
-                    record
-                        .rate_limit_per_minute
-                        .map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
-                    to_i64(record.created_at_ms),
-                    record.revoked_at_ms.map(to_i64),
-                ),
-            )
-            .await
-            .map_err(fail("creating a key"))?;
-        Ok(())
+        self.execute(
+            &self.statements.insert_key,
+            (
+                &key,
+                &record.org_id,
+                record
+                    .rate_limit_per_minute
+                    .map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+                to_i64(record.created_at_ms),
+                record.revoked_at_ms.map(to_i64),
+            ),
+            "creating a key",
+        )
+        .await
     }
 
     async fn revoke(&self, key: ApiKey, at_ms: u64) -> Result<bool, StoreError> {
-        let key = key.to_string();
-        match self.key_revocation(&key).await? {
+        let (select, update) = (&self.statements.select_key, &self.statements.revoke_key);
+        self.revoke_once(select, update, &key.to_string(), at_ms)
+            .await
+    }
+}
+
+/// Secret keys, the same way as public keys: the table is small and read
+/// whole; `create_secret` and `revoke_secret` read the row before writing it,
+/// without lightweight transactions (module doc of the store).
+#[async_trait]
+impl SecretStore for ScyllaStore {
+    async fn load_secrets(&self) -> Result<Vec<SecretRecord>, StoreError> {
+        let rows: Vec<SecretRow> = self
+            .query_all(&self.statements.select_secrets, (), "reading secret keys")
+            .await?;
+        let mut records: Vec<SecretRecord> = rows
+            .into_iter()
+            .filter_map(SecretRow::into_record)
+            .collect();
+        // The SQLite store's order, so that listings look the same on both.
+        records.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(records)
+    }
+
+    async fn create_secret(&self, record: &SecretRecord) -> Result<(), StoreError> {
+        let select = &self.statements.select_secret;
+        if self.revocation(select, &record.id).await?.is_some() {
+            return Err(StoreError::Permanent(format!(
+                "secret key {} already exists",
+                record.id
+            )));
+        }
+        self.execute(
+            &self.statements.insert_secret,
+            (
+                &record.id,
+                record.digest.to_hex(),
+                &record.last_four,
+                &record.org_id,
+                record.scope.as_str(),
+                &record.name,
+                to_i64(record.created_at_ms),
+                record.revoked_at_ms.map(to_i64),
+            ),
+            "creating a secret key",
+        )
+        .await
+    }
+
+    async fn revoke_secret(&self, id: &str, at_ms: u64) -> Result<bool, StoreError> {
+        let (select, update) = (
+            &self.statements.select_secret,
+            &self.statements.revoke_secret,
+        );
+        self.revoke_once(select, update, id, at_ms).await
+    }
+}
+
+impl ScyllaStore {
+    /// None when `select` (`SELECT revoked_at … WHERE <key> = ?`) finds no row
+    /// for `id`, else the row's revocation time if revoked.
+    async fn revocation(
+        &self,
+        select: &PreparedStatement,
+        id: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        Ok(self
+            .query_one::<(Option<i64>,)>(select, (id,), "reading a key")
+            .await?
+            .map(|(revoked_at,)| revoked_at))
+    }
+
+    /// Revokes the row `id` at `at_ms` with `update` (`SET revoked_at = ? WHERE
+    /// <key> = ?`) unless `select` finds it revoked already (the first time
+    /// stands); false when there is no such row.
+    async fn revoke_once(
+        &self,
+        select: &PreparedStatement,
+        update: &PreparedStatement,
+        id: &str,
+        at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        match self.revocation(select, id).await? {
             None => Ok(false),
-            // Revoked already: the first time stands.
             Some(Some(_)) => Ok(true),
             Some(None) => {
-                self.session
-                    .execute_unpaged(&self.statements.revoke_key, (to_i64(at_ms), &key))
-                    .await
-                    .map_err(fail("revoking a key"))?;
+                self.execute(update, (to_i64(at_ms), id), "revoking a key")
+                    .await?;
                 Ok(true)
             }
         }

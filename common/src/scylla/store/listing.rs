@@ -1,5 +1,8 @@
-//! `SessionReader` on ScyllaDB: paged listings that read one partition per query.
+//! `SessionReader` on ScyllaDB: listings walk the hour partitions of
+//! `sessions_by_received` newest first, summaries fold `session_batches`, and
+//! chunks are read a window at a time. Every query reads one partition.
 
+use super::paging::{first_hour, hour_reads, hours_to_scan, Position};
 use super::*;
 
 #[async_trait]
@@ -11,108 +14,125 @@ impl SessionReader for ScyllaStore {
         until_ms: u64,
         page: &PageRequest,
     ) -> Result<SessionPage, StoreError> {
-        let hours = hours_to_scan(since_ms, until_ms, SystemClock.now_ms(), self.retention_ms);
-        let first_hour = *hours.start();
-        let (start, start_after) = match &page.after {
-            Some(cursor) => {
-                let (hour, id) = parse_cursor(cursor)?;
-                if hour < first_hour {
-                    (first_hour, String::new())
-                } else {
-                    (hour, id.to_string())
-                }
-            }
-            None => (first_hour, String::new()),
-        };
         let limit = page.limit;
         let mut sessions = Vec::new();
-        if limit == 0 {
-            return Ok(SessionPage {
-                sessions,
-                next_cursor: None,
-            });
-        }
-        let per_read = limit.clamp(*INDEX_ROWS_PER_READ.start(), *INDEX_ROWS_PER_READ.end());
-        // The first read of each hour, a few hours ahead of the one being listed.
-        let first_reads = stream::iter(start..=*hours.end())
-            .map(|hour| {
-                let after = if hour == start {
-                    start_after.as_str()
-                } else {
-                    ""
-                };
-                async move {
-                    let ids = self
-                        .session_ids_of_hour(org_id, hour, after, per_read)
-                        .await?;
-                    Ok::<_, StoreError>((hour, ids))
-                }
-            })
-            .buffered(HOUR_QUERIES_IN_FLIGHT);
-        let mut first_reads = std::pin::pin!(first_reads);
-        while let Some((hour, mut ids)) = first_reads.try_next().await? {
-            while let Some(last) = ids.last().cloned() {
-                let exhausted = ids.len() < per_read;
-                let entries = stream::iter(ids)
-                    .map(|id| self.listing_entry(org_id, id, hour, first_hour, since_ms, until_ms))
-                    .buffered(SESSION_QUERIES_IN_FLIGHT);
-                let mut entries = std::pin::pin!(entries);
-                while let Some((id, listed)) = entries.try_next().await? {
-                    let Some(summary) = listed else { continue };
-                    sessions.push(summary);
-                    if sessions.len() == limit {
-                        // Everything up to `id` in this hour is listed or left out;
-                        // the next page starts after it.
-                        return Ok(SessionPage {
-                            sessions,
-                            next_cursor: Some(format!("{hour}:{id}")),
-                        });
-                    }
-                }
-                if exhausted {
-                    break;
-                }
-                ids = self
-                    .session_ids_of_hour(org_id, hour, &last, per_read)
-                    .await?;
-            }
-        }
-        Ok(SessionPage {
+        let empty = |sessions| SessionPage {
             sessions,
             next_cursor: None,
-        })
+        };
+        if limit == 0 {
+            return Ok(empty(sessions));
+        }
+        let after = page
+            .after
+            .as_deref()
+            .map(Position::parse_cursor)
+            .transpose()?;
+        let hours = hours_to_scan(since_ms, until_ms, SystemClock.now_ms(), self.retention_ms);
+        let Some((start_hour, resume)) = first_hour(&hours, after) else {
+            return Ok(empty(sessions));
+        };
+        // The first reads of a few hours ahead, each of up to a page of rows: most
+        // hours of a long range are empty, and one at a time would cost a round
+        // trip each.
+        let reads = stream::iter((*hours.start()..=start_hour).rev())
+            .map(|hour| {
+                let after = resume.as_ref().filter(|_| hour == start_hour);
+                self.listing_rows(org_id, hour, since_ms, until_ms, after, limit)
+            })
+            .buffered(HOUR_QUERIES_IN_FLIGHT);
+        let mut reads = std::pin::pin!(reads);
+        let mut examined = 0;
+        while let Some(mut rows) = reads.try_next().await? {
+            rows.truncate(limit - examined);
+            examined += rows.len();
+            let last = rows.last().cloned();
+            let summaries: Vec<Option<SessionSummary>> = stream::iter(rows)
+                .map(|row| self.summary(org_id, row.session_id, Some(row.first_received_ms)))
+                .buffered(SESSION_QUERIES_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            // Rows of erased or expired sessions, and a racing first batch's
+            // leftover (module doc), list nothing.
+            sessions.extend(summaries.into_iter().flatten());
+            if examined == limit {
+                // Every row up to `last` is listed or left out; the next page
+                // starts after it, and may be empty.
+                return Ok(SessionPage {
+                    sessions,
+                    next_cursor: last.map(|p| p.to_cursor()),
+                });
+            }
+        }
+        Ok(empty(sessions))
     }
 
-    async fn read_session(&self, org_id: &str, session_id: &str) -> Result<Vec<Chunk>, StoreError> {
-        // Clustering order is (window_id, seq, part): the order asked for.
-        let rows: Vec<ChunkRow> = self
-            .query_all(
-                &self.statements.select_chunks,
-                (org_id, session_id),
-                "reading session chunks",
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.part < r.part_count)
-            .map(|r| Chunk {
-                org_id: org_id.to_string(),
-                session_id: session_id.to_string(),
-                window_id: r.window_id,
-                seq: to_u64(r.seq),
-                part: to_u32(r.part),
-                part_count: to_u32(r.part_count),
-                events_zstd: r.events_zstd,
-                event_count: to_u32(r.event_count),
-                first_event_ms: to_u64(r.first_event_ms),
-                last_event_ms: to_u64(r.last_event_ms),
-                has_full_snapshot: r.has_full_snapshot,
-                raw_bytes: to_u64(r.raw_bytes),
-                url: r.url,
-                user_agent: r.user_agent,
-                received_ms: to_u64(r.received_ms),
-            })
-            .collect())
+    async fn session(
+        &self,
+        org_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        self.summary(org_id, session_id.to_string(), None).await
+    }
+
+    async fn read_chunks(
+        &self,
+        org_id: &str,
+        session_id: &str,
+        window_id: &str,
+        after: Option<ChunkPosition>,
+        limit: usize,
+    ) -> Result<Vec<Chunk>, StoreError> {
+        // A reader that got a first page before the session was erased may read
+        // on; one starting afterwards reads nothing, whatever a batch that raced
+        // the erasure left behind.
+        if limit == 0 || (after.is_none() && self.is_erased(org_id, session_id).await?) {
+            return Ok(Vec::new());
+        }
+        let mut chunks = Vec::new();
+        let mut position = after;
+        loop {
+            let want = limit - chunks.len();
+            let rows: Vec<ChunkRow> = match position {
+                None => {
+                    self.query_all(
+                        &self.statements.select_window_chunks,
+                        (org_id, session_id, window_id, to_limit(want)),
+                        "reading session chunks",
+                    )
+                    .await?
+                }
+                Some((seq, part)) => {
+                    self.query_all(
+                        &self.statements.select_window_chunks_after,
+                        (
+                            org_id,
+                            session_id,
+                            window_id,
+                            to_i64(seq),
+                            to_i32(part),
+                            to_limit(want),
+                        ),
+                        "reading session chunks",
+                    )
+                    .await?
+                }
+            };
+            let exhausted = rows.len() < want;
+            if let Some(last) = rows.last() {
+                position = Some((to_u64(last.seq), to_u32(last.part)));
+            }
+            // Clustering order is (seq, part) within the window: the order asked for.
+            chunks.extend(
+                rows.into_iter()
+                    .filter(|r| r.part < r.part_count)
+                    .map(|r| r.into_chunk(org_id, session_id)),
+            );
+            // Rows left out above must not shorten a page that has more after it.
+            if exhausted || chunks.len() == limit {
+                return Ok(chunks);
+            }
+        }
     }
 
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterSummary>, StoreError> {
@@ -123,7 +143,7 @@ impl SessionReader for ScyllaStore {
             if out.len() >= limit {
                 break;
             }
-            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let want = to_limit(limit - out.len());
             // Each shard is newest first; the hour is their merge.
             let mut rows: Vec<DeadLetterRow> = stream::iter(0..DEAD_LETTER_SHARDS)
                 .map(|shard| {
@@ -154,4 +174,124 @@ impl SessionReader for ScyllaStore {
         }
         Ok(out)
     }
+}
+
+impl ScyllaStore {
+    /// Up to `limit` listing rows of `hour` first received in
+    /// `[since_ms, until_ms]`, strictly after `after` (a position in that hour),
+    /// in listing order.
+    async fn listing_rows(
+        &self,
+        org_id: &str,
+        hour: u64,
+        since_ms: u64,
+        until_ms: u64,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<Vec<Position>, StoreError> {
+        let reads = hour_reads(since_ms, until_ms, after);
+        let hour = to_i64(hour);
+        let mut rows: Vec<(i64, String)> = Vec::new();
+        if let Some((ms, id)) = reads.at {
+            rows = self
+                .query_all(
+                    &self.statements.select_listing_at,
+                    (org_id, hour, ms, id, to_limit(limit)),
+                    "reading the session listing",
+                )
+                .await?;
+        }
+        if rows.len() < limit && reads.from_ms < reads.below_ms {
+            let older: Vec<(i64, String)> = self
+                .query_all(
+                    &self.statements.select_listing_before,
+                    (
+                        org_id,
+                        hour,
+                        reads.from_ms,
+                        reads.below_ms,
+                        to_limit(limit - rows.len()),
+                    ),
+                    "reading the session listing",
+                )
+                .await?;
+            rows.extend(older);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(ms, session_id)| Position {
+                first_received_ms: to_u64(ms),
+                session_id,
+            })
+            .collect())
+    }
+
+    /// A session's summary, folded from its batch summaries; None when it is
+    /// erased, has no `sessions` row (never stored, erased, or expired) or no
+    /// batches. `listed_at` is the first-received time of the listing row it was
+    /// found by: a row that disagrees with the session's is a leftover (see
+    /// `put_batch`) and lists nothing, so each session is listed once.
+    pub(super) async fn summary(
+        &self,
+        org_id: &str,
+        session_id: String,
+        listed_at: Option<u64>,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        let (erased, first_received) = tokio::try_join!(
+            self.is_erased(org_id, &session_id),
+            self.first_received(org_id, &session_id)
+        )?;
+        let Some(first_received) = first_received.filter(|_| !erased) else {
+            return Ok(None);
+        };
+        if listed_at.is_some_and(|ms| ms != first_received) {
+            return Ok(None);
+        }
+        let rows: Vec<BatchSummaryRow> = self
+            .query_all(
+                &self.statements.select_batch_summaries,
+                (org_id, &session_id),
+                "reading session batches",
+            )
+            .await?;
+        Ok(summarize(&session_id, first_received, rows))
+    }
+
+    /// Whether the session has a tombstone.
+    pub(super) async fn is_erased(
+        &self,
+        org_id: &str,
+        session_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .query_one::<(Option<i64>,)>(
+                &self.statements.select_erased,
+                (org_id, session_id),
+                "reading erased sessions",
+            )
+            .await?
+            .is_some())
+    }
+
+    /// The session's first-received time, if it has a `sessions` row.
+    pub(super) async fn first_received(
+        &self,
+        org_id: &str,
+        session_id: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .query_one::<(Option<i64>,)>(
+                &self.statements.select_first_received,
+                (org_id, session_id),
+                "reading a session",
+            )
+            .await?
+            .and_then(|(ms,)| ms)
+            .map(to_u64))
+    }
+}
+
+/// A row count as CQL's `LIMIT ?` binds it (callers never pass 0, which CQL refuses).
+fn to_limit(rows: usize) -> i32 {
+    i32::try_from(rows).unwrap_or(i32::MAX)
 }

@@ -23,8 +23,27 @@ pub(super) type ChunkValues<'a> = (
     i32,
 );
 
-/// The bound values of `delete_stale_parts`.
+/// The bound values of `delete_stale_parts` and `delete_stale_summaries`.
 pub(super) type StaleParts<'a> = (&'a str, &'a str, &'a str, i64, i32);
+
+/// The bound values of `insert_batch_summary`, in its order (the last is the TTL).
+pub(super) type BatchSummaryValues<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    i64,
+    i32,
+    i32,
+    i32,
+    i64,
+    i64,
+    bool,
+    i64,
+    Option<&'a str>,
+    &'a str,
+    i64,
+    i32,
+);
 
 pub(super) fn chunk_values(c: &Chunk, ttl_secs: i32) -> ChunkValues<'_> {
     (
@@ -47,6 +66,39 @@ pub(super) fn chunk_values(c: &Chunk, ttl_secs: i32) -> ChunkValues<'_> {
     )
 }
 
+pub(super) fn batch_summary_values(c: &Chunk, ttl_secs: i32) -> BatchSummaryValues<'_> {
+    (
+        &c.org_id,
+        &c.session_id,
+        &c.window_id,
+        to_i64(c.seq),
+        to_i32(c.part),
+        to_i32(c.part_count),
+        to_i32(c.event_count),
+        to_i64(c.first_event_ms),
+        to_i64(c.last_event_ms),
+        c.has_full_snapshot,
+        to_i64(c.raw_bytes),
+        c.url.as_deref(),
+        &c.user_agent,
+        to_i64(c.received_ms),
+        ttl_secs,
+    )
+}
+
+/// The rows to delete after writing `parts`: those numbered from `part_count`
+/// up, left by an earlier, larger write of the same batch.
+pub(super) fn stale_parts(parts: &[Chunk]) -> StaleParts<'_> {
+    let first = &parts[0];
+    (
+        &first.org_id,
+        &first.session_id,
+        &first.window_id,
+        to_i64(first.seq),
+        to_i32(first.part_count),
+    )
+}
+
 /// Splits `parts` into consecutive runs whose blobs add up to at most `limit` bytes
 /// (a single larger part is a run of its own). Never returns an empty list.
 pub(super) fn group_by_size(parts: &[Chunk], limit: usize) -> Vec<std::ops::Range<usize>> {
@@ -64,12 +116,13 @@ pub(super) fn group_by_size(parts: &[Chunk], limit: usize) -> Vec<std::ops::Rang
     groups
 }
 
-/// The summary columns of one chunk row (no blob).
+/// A row of `session_batches`: a chunk's summary columns, no blob.
 #[derive(DeserializeRow)]
-pub(super) struct ChunkSummaryRow {
+pub(super) struct BatchSummaryRow {
     pub(super) window_id: String,
     pub(super) seq: i64,
     pub(super) part: i32,
+    pub(super) part_count: i32,
     pub(super) event_count: i32,
     pub(super) first_event_ms: i64,
     pub(super) last_event_ms: i64,
@@ -98,6 +151,28 @@ pub(super) struct ChunkRow {
     pub(super) received_ms: i64,
 }
 
+impl ChunkRow {
+    pub(super) fn into_chunk(self, org_id: &str, session_id: &str) -> Chunk {
+        Chunk {
+            org_id: org_id.to_string(),
+            session_id: session_id.to_string(),
+            window_id: self.window_id,
+            seq: to_u64(self.seq),
+            part: to_u32(self.part),
+            part_count: to_u32(self.part_count),
+            events_zstd: self.events_zstd,
+            event_count: to_u32(self.event_count),
+            first_event_ms: to_u64(self.first_event_ms),
+            last_event_ms: to_u64(self.last_event_ms),
+            has_full_snapshot: self.has_full_snapshot,
+            raw_bytes: to_u64(self.raw_bytes),
+            url: self.url,
+            user_agent: self.user_agent,
+            received_ms: to_u64(self.received_ms),
+        }
+    }
+}
+
 #[derive(DeserializeRow)]
 pub(super) struct KeyRow {
     pub(super) key: String,
@@ -105,6 +180,37 @@ pub(super) struct KeyRow {
     pub(super) rate_limit_per_minute: Option<i32>,
     pub(super) created_at: Option<i64>,
     pub(super) revoked_at: Option<i64>,
+}
+
+/// A row of `secret_keys`. Every column but the id may be null in a row written
+/// by hand.
+#[derive(DeserializeRow)]
+pub(super) struct SecretRow {
+    pub(super) id: String,
+    pub(super) digest: Option<String>,
+    pub(super) last_four: Option<String>,
+    pub(super) org_id: Option<String>,
+    pub(super) scope: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) created_at: Option<i64>,
+    pub(super) revoked_at: Option<i64>,
+}
+
+impl SecretRow {
+    /// None for a row that cannot be a key of an organization (no org, or a
+    /// digest or scope that does not parse): it can never authenticate anything.
+    pub(super) fn into_record(self) -> Option<SecretRecord> {
+        Some(SecretRecord {
+            id: self.id,
+            digest: SecretDigest::from_hex(&self.digest?)?,
+            last_four: self.last_four.unwrap_or_default(),
+            org_id: self.org_id?,
+            scope: Scope::parse(&self.scope?)?,
+            name: self.name.unwrap_or_default(),
+            created_at_ms: self.created_at.map(to_u64).unwrap_or(0),
+            revoked_at_ms: self.revoked_at.map(to_u64),
+        })
+    }
 }
 
 #[derive(DeserializeRow)]
@@ -117,57 +223,33 @@ pub(super) struct DeadLetterRow {
     pub(super) size_bytes: i64,
 }
 
-/// Aggregates a session's chunk rows the way the SQLite store's listing query does:
-/// URL of the earliest chunk (by first event, then window, seq, part) naming one,
-/// user agent of the earliest received chunk. None when there are no rows.
-pub(super) fn summarize(session_id: String, rows: &[ChunkSummaryRow]) -> Option<SessionSummary> {
-    let position = |r: &ChunkSummaryRow| (r.window_id.clone(), r.seq, r.part);
-    let first_url = rows
-        .iter()
-        .filter(|r| r.url.is_some())
-        .min_by_key(|r| (r.first_event_ms, position(r)))
-        .and_then(|r| r.url.clone());
-    let user_agent = rows
-        .iter()
-        .min_by_key(|r| (r.received_ms, position(r)))?
-        .user_agent
-        .clone();
-    Some(SessionSummary {
+/// Folds a session's batch summary rows into its summary; None when there are
+/// none. Rows numbered at or past their own part count are not parts of a batch
+/// (no write makes them) and are left out, as every read of chunks does.
+pub(super) fn summarize(
+    session_id: &str,
+    first_received_ms: u64,
+    rows: Vec<BatchSummaryRow>,
+) -> Option<SessionSummary> {
+    SessionSummary::from_chunks(
         session_id,
-        first_event_ms: to_u64(rows.iter().map(|r| r.first_event_ms).min()?),
-        last_event_ms: to_u64(rows.iter().map(|r| r.last_event_ms).max()?),
-        event_count: rows.iter().map(|r| to_u64(i64::from(r.event_count))).sum(),
-        raw_bytes: rows.iter().map(|r| to_u64(r.raw_bytes)).sum(),
-        has_full_snapshot: rows.iter().any(|r| r.has_full_snapshot),
-        first_url,
-        user_agent,
-    })
-}
-
-/// The hour buckets a listing of `[since_ms, until_ms]` reads at `now_ms`: a day
-/// of slack on each side of the range (sessions are bucketed by receipt, filtered
-/// by event time), nothing more than an hour ahead of now (receipt times come from
-/// the ingest servers' clocks) and nothing received more than `retention_ms` and a
-/// day (consumer lag) ago, which has expired.
-pub(super) fn hours_to_scan(
-    since_ms: u64,
-    until_ms: u64,
-    now_ms: u64,
-    retention_ms: u64,
-) -> RangeInclusive<u64> {
-    let newest = now_ms.saturating_add(HOUR_MS);
-    let oldest = now_ms.saturating_sub(retention_ms.saturating_add(DAY_MS));
-    let hi = until_ms.saturating_add(DAY_MS).min(newest) / HOUR_MS;
-    let lo = since_ms.saturating_sub(DAY_MS).max(oldest) / HOUR_MS;
-    lo..=hi
-}
-
-/// Reads a session listing cursor, `HOUR:SESSION_ID`.
-pub(super) fn parse_cursor(cursor: &str) -> Result<(u64, &str), StoreError> {
-    cursor
-        .split_once(':')
-        .and_then(|(hour, id)| Some((hour.parse().ok()?, id)))
-        .ok_or_else(|| StoreError::Permanent(format!("not a session listing cursor: {cursor:?}")))
+        first_received_ms,
+        rows.into_iter()
+            .filter(|r| r.part < r.part_count)
+            .map(|r| ChunkMeta {
+                window_id: r.window_id,
+                seq: to_u64(r.seq),
+                part: to_u32(r.part),
+                event_count: to_u32(r.event_count),
+                first_event_ms: to_u64(r.first_event_ms),
+                last_event_ms: to_u64(r.last_event_ms),
+                has_full_snapshot: r.has_full_snapshot,
+                raw_bytes: to_u64(r.raw_bytes),
+                url: r.url,
+                user_agent: r.user_agent,
+                received_ms: to_u64(r.received_ms),
+            }),
+    )
 }
 
 /// The shard of a dead letter's listing row: FNV-1a of the batch id, which
@@ -199,38 +281,6 @@ pub(super) fn to_u32(v: i32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scans_a_day_of_slack_each_side_but_not_past_the_next_hour_or_retention() {
-        let hour = |h: u64| h * HOUR_MS;
-        let now = hour(10_000) + 5;
-        let retention = 30 * DAY_MS;
-        // Inside retention: a day each side.
-        assert_eq!(
-            hours_to_scan(hour(9_900) + 5, hour(9_910) + 5, now, retention),
-            9_876..=9_934
-        );
-        // Open-ended ranges stop an hour ahead and go back retention and a day.
-        assert_eq!(
-            hours_to_scan(0, u64::MAX, now, retention),
-            10_000 - 31 * 24..=10_001
-        );
-        // Until now: the next hour is the last bucket.
-        assert_eq!(
-            hours_to_scan(now - HOUR_MS, now, now, retention),
-            10_000 - 25..=10_001
-        );
-        // A range entirely older than retention scans nothing that exists.
-        assert!(hours_to_scan(hour(10), hour(11), now, retention).is_empty());
-    }
-
-    #[test]
-    fn cursors_name_an_hour_and_the_last_session_id() {
-        assert_eq!(parse_cursor("493:a:b-c").unwrap(), (493, "a:b-c"));
-        for bad in ["", "493", "x:a", "-1:a"] {
-            assert!(!parse_cursor(bad).unwrap_err().is_retryable(), "{bad}");
-        }
-    }
 
     #[test]
     fn dead_letter_shards_are_fixed_and_spread() {
@@ -280,11 +330,12 @@ mod tests {
         url: Option<&str>,
         ua: &str,
         received: i64,
-    ) -> ChunkSummaryRow {
-        ChunkSummaryRow {
+    ) -> BatchSummaryRow {
+        BatchSummaryRow {
             window_id: window.into(),
             seq,
             part: 0,
+            part_count: 1,
             event_count: 2,
             first_event_ms: first,
             last_event_ms: first + 10,
@@ -303,7 +354,7 @@ mod tests {
             row("a", 1, 40, Some("https://x/second"), "first", 100),
             row("b", 0, 30, Some("https://x/first"), "middle", 500),
         ];
-        let s = summarize("s".into(), &rows).unwrap();
+        let s = summarize("s", 100, rows.into()).unwrap();
         assert_eq!(s.first_event_ms, 30);
         assert_eq!(s.last_event_ms, 60);
         assert_eq!(s.event_count, 6);
@@ -311,6 +362,49 @@ mod tests {
         assert!(s.has_full_snapshot);
         assert_eq!(s.first_url.as_deref(), Some("https://x/first"));
         assert_eq!(s.user_agent, "first");
-        assert!(summarize("s".into(), &[]).is_none());
+        assert!(summarize("s", 0, Vec::new()).is_none());
+    }
+
+    #[test]
+    fn parts_past_their_own_part_count_are_left_out_of_the_summary() {
+        let mut stray = row("a", 0, 10, Some("https://x/stray"), "ua", 100);
+        (stray.part, stray.part_count) = (2, 2);
+        let current = row("a", 0, 20, None, "ua", 200);
+        let s = summarize("s", 100, vec![stray, current]).unwrap();
+        assert_eq!(
+            (s.event_count, s.first_event_ms, s.first_url),
+            (2, 20, None)
+        );
+
+        let mut only_stale = row("a", 0, 10, None, "ua", 100);
+        only_stale.part = 1;
+        assert!(summarize("s", 100, vec![only_stale]).is_none());
+    }
+
+    fn secret_row(digest: &str, scope: &str) -> SecretRow {
+        SecretRow {
+            id: "sk1".into(),
+            digest: Some(digest.into()),
+            last_four: Some("beef".into()),
+            org_id: Some("org".into()),
+            scope: Some(scope.into()),
+            name: None,
+            created_at: Some(5),
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn secret_rows_that_cannot_authenticate_are_skipped() {
+        let digest = "ab".repeat(32);
+        let record = secret_row(&digest, "admin").into_record().unwrap();
+        assert_eq!(record.digest.to_hex(), digest);
+        assert_eq!((record.scope, record.name.as_str()), (Scope::Admin, ""));
+        assert_eq!((record.created_at_ms, record.revoked_at_ms), (5, None));
+        assert!(secret_row("zz", "admin").into_record().is_none());
+        assert!(secret_row(&digest, "owner").into_record().is_none());
+        let mut orphan = secret_row(&digest, "read");
+        orphan.org_id = None;
+        assert!(orphan.into_record().is_none());
     }
 }

@@ -1,12 +1,13 @@
-//! `SessionStore` on ScyllaDB: writing chunks, the listing index and dead letters.
+//! `SessionStore` on ScyllaDB: writing batches (chunks, their summaries, the
+//! session's listing rows), erasing sessions, and dead letters.
 
 use super::*;
 
 #[async_trait]
 impl SessionStore for ScyllaStore {
-    async fn put_batch(&self, parts: &[Chunk]) -> Result<(), StoreError> {
+    async fn put_batch(&self, parts: &[Chunk]) -> Result<Written, StoreError> {
         let Some(first) = parts.first() else {
-            return Ok(());
+            return Ok(Written::Stored);
         };
         if parts.iter().any(|c| {
             (&c.org_id, &c.session_id, &c.window_id, c.seq)
@@ -21,10 +22,26 @@ impl SessionStore for ScyllaStore {
                 "put_batch: every part must belong to the same (org, session, window, seq)".into(),
             ));
         }
-        // Either failing fails the call, and the caller retries both; a session is
-        // listable as soon as any of its chunks is readable, or soon after.
-        tokio::try_join!(self.write_session_hours(parts), self.write_chunks(parts))?;
-        Ok(())
+        let (org_id, session_id) = (first.org_id.as_str(), first.session_id.as_str());
+        let (erased, stored_first_received) = tokio::try_join!(
+            self.is_erased(org_id, session_id),
+            self.first_received(org_id, session_id)
+        )?;
+        if erased {
+            return Ok(Written::DroppedErased);
+        }
+        // Chunks first: a summary or listing row never names a batch that cannot
+        // be read. A failure anywhere fails the call, and its retry rewrites the
+        // same rows.
+        self.write_chunks(parts).await?;
+        // The first batch stored fixes the session's place in listings (module
+        // doc: why without a lightweight transaction).
+        let first_received = stored_first_received.unwrap_or(first.received_ms);
+        tokio::try_join!(
+            self.write_batch_summaries(parts),
+            self.write_listing(org_id, session_id, first_received)
+        )?;
+        Ok(Written::Stored)
     }
 
     async fn put_dead_letter(&self, d: &DeadLetter) -> Result<(), StoreError> {
@@ -96,6 +113,139 @@ impl SessionStore for ScyllaStore {
     /// Deleting by receipt time here would mean scanning every partition and writing
     /// tombstones, which TTLs avoid.
     async fn expire_before(&self, _cutoff_ms: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn erase_session(
+        &self,
+        org_id: &str,
+        session_id: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        // The tombstone first: from here on every read answers nothing and
+        // `put_batch` drops the session's batches, whatever the deletes below
+        // leave. Erasing again restarts its retention period.
+        self.execute(
+            &self.statements.insert_erased,
+            (org_id, session_id, to_i64(at_ms), self.ttl_secs),
+            "erasing a session",
+        )
+        .await?;
+        let first_received = self.first_received(org_id, session_id).await?;
+        let unlist = async {
+            match first_received {
+                Some(ms) => {
+                    let row = (org_id, to_i64(ms / HOUR_MS), to_i64(ms), session_id);
+                    self.execute(&self.statements.delete_listing, row, "erasing a session")
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let session = (org_id, session_id);
+        tokio::try_join!(
+            unlist,
+            self.execute(
+                &self.statements.delete_session,
+                session,
+                "erasing a session"
+            ),
+            self.execute(
+                &self.statements.delete_session_chunks,
+                session,
+                "erasing a session"
+            ),
+            self.execute(
+                &self.statements.delete_session_batches,
+                session,
+                "erasing a session"
+            ),
+        )?;
+        Ok(())
+    }
+}
+
+impl ScyllaStore {
+    /// Writes the parts of one batch: one unlogged batch to the session's partition,
+    /// with the range delete of stale parts (split only past `MAX_BATCH_BLOB_BYTES`).
+    async fn write_chunks(&self, parts: &[Chunk]) -> Result<(), StoreError> {
+        let rows: Vec<ChunkValues<'_>> = parts
+            .iter()
+            .map(|c| chunk_values(c, self.ttl_secs))
+            .collect();
+        let stale = stale_parts(parts);
+        let groups = group_by_size(parts, MAX_BATCH_BLOB_BYTES);
+        let last_group = groups.len() - 1;
+        for (i, group) in groups.into_iter().enumerate() {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            batch.set_is_idempotent(true);
+            let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
+            for row in &rows[group] {
+                batch.append_statement(self.statements.insert_chunk.clone());
+                values.push(row);
+            }
+            // Same timestamp as the inserts, but disjoint from them: inserted parts are
+            // below part_count, the delete covers part_count and up.
+            if i == last_group {
+                batch.append_statement(self.statements.delete_stale_parts.clone());
+                values.push(&stale);
+            }
+            self.session
+                .batch(&batch, values)
+                .await
+                .map_err(fail("writing session chunks"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the summaries of a batch's parts, and removes stale ones, as one
+    /// unlogged batch to the session's `session_batches` partition (no blobs, so
+    /// never split).
+    async fn write_batch_summaries(&self, parts: &[Chunk]) -> Result<(), StoreError> {
+        let rows: Vec<BatchSummaryValues<'_>> = parts
+            .iter()
+            .map(|c| batch_summary_values(c, self.ttl_secs))
+            .collect();
+        let stale = stale_parts(parts);
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::with_capacity(rows.len() + 1);
+        for row in &rows {
+            batch.append_statement(self.statements.insert_batch_summary.clone());
+            values.push(row);
+        }
+        batch.append_statement(self.statements.delete_stale_summaries.clone());
+        values.push(&stale);
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(fail("writing session batches"))?;
+        Ok(())
+    }
+
+    /// Writes the session's `sessions` row and its listing row, both with the
+    /// first-received time already stored (or this batch's, for its first), so
+    /// both are upserts of the same values that refresh their TTL.
+    async fn write_listing(
+        &self,
+        org_id: &str,
+        session_id: &str,
+        first_received_ms: u64,
+    ) -> Result<(), StoreError> {
+        let ms = to_i64(first_received_ms);
+        let hour = to_i64(first_received_ms / HOUR_MS);
+        tokio::try_join!(
+            self.execute(
+                &self.statements.insert_session,
+                (org_id, session_id, ms, self.ttl_secs),
+                "writing a session",
+            ),
+            self.execute(
+                &self.statements.insert_listing,
+                (org_id, hour, ms, session_id, self.ttl_secs),
+                "writing the session listing",
+            ),
+        )?;
         Ok(())
     }
 }
