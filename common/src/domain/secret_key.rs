@@ -56,7 +56,7 @@ impl fmt::Debug for SecretKey {
 }
 
 /// The SHA-256 digest of a secret key.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 pub struct SecretDigest([u8; 32]);
 
 impl SecretDigest {
@@ -94,6 +94,13 @@ impl PartialEq for SecretDigest {
 }
 
 impl Eq for SecretDigest {}
+
+/// Agrees with `PartialEq`: equal digests have equal bytes.
+impl std::hash::Hash for SecretDigest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl fmt::Debug for SecretDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
