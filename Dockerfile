@@ -1,9 +1,11 @@
 # syntax=docker/dockerfile:1
 #
-# One image, two binaries: lucent-ingest and lucent-consumer. There is no fixed
-# ENTRYPOINT: docker-compose and the Kubernetes manifests choose the command
-# (`lucent-ingest serve`, `lucent-consumer run`, `lucent-consumer topics create`,
-# `lucent-ingest keys create --org ORG`).
+# One image, three binaries: lucent-ingest, lucent-consumer and lucent-query.
+# There is no fixed ENTRYPOINT: docker-compose and the Kubernetes manifests
+# choose the command (`lucent-ingest serve`, `lucent-consumer run`,
+# `lucent-query serve`, `lucent-consumer topics create`,
+# `lucent-ingest keys create --org ORG`,
+# `lucent-query secrets create --org ORG --scope read`).
 #
 #   docker build -t lucent:dev .
 #   docker run --rm -p 8080:8080 -p 9464:9464 lucent:dev lucent-ingest serve
@@ -28,9 +30,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p lucent-ingest -p lucent-consumer \
+    cargo build --release --locked -p lucent-ingest -p lucent-consumer -p lucent-query \
  && mkdir -p /out \
- && cp target/release/lucent-ingest target/release/lucent-consumer /out/
+ && cp target/release/lucent-ingest target/release/lucent-consumer target/release/lucent-query /out/
 
 # ---- runtime --------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -51,7 +53,7 @@ RUN groupadd --system --gid 10001 lucent \
  && mkdir -p /var/lib/lucent/data \
  && chown -R 10001:10001 /var/lib/lucent
 
-COPY --from=builder /out/lucent-ingest /out/lucent-consumer /usr/local/bin/
+COPY --from=builder /out/lucent-ingest /out/lucent-consumer /out/lucent-query /usr/local/bin/
 
 # The embedded defaults (sqlite://data/queue.db, sqlite://data/lucent.db) are
 # relative paths: they land in /var/lib/lucent/data, the one writable directory
@@ -60,9 +62,10 @@ WORKDIR /var/lib/lucent
 USER 10001:10001
 
 # 8080: public API (POST /api/sdk/replay). 9464: ingest admin (/metrics,
-# /healthz, /readyz). 9465: consumer admin.
-EXPOSE 8080 9464 9465
+# /healthz, /readyz). 9465: consumer admin. 8090: read API (lucent-query).
+# 9466: query admin.
+EXPOSE 8080 9464 9465 8090 9466
 
-# Both binaries handle SIGTERM themselves (drain, flush, commit), so they can run
-# as PID 1 without an init shim.
+# All three binaries handle SIGTERM themselves (drain, flush, commit), so they
+# can run as PID 1 without an init shim.
 CMD ["lucent-ingest", "--help"]

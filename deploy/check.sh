@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates everything under deploy/ offline: Prometheus config, alert rules and
 # their unit tests, Kubernetes manifests, the docker-compose file, the Grafana
-# dashboard, and that every metric they use is one the binaries export.
+# dashboard, that the scrape jobs agree across them, and that every metric they
+# use is one the binaries export.
 #
 #   deploy/check.sh            (from anywhere; exits non-zero on any failure)
 #
@@ -108,6 +109,10 @@ fi
 for f in deploy/grafana/provisioning/*/*.yml; do
   run "YAML $f" "$PY" -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' "$f"
 done
+
+# ---- scrape jobs ------------------------------------------------------------
+step "scrape jobs agree: prometheus.yml, docker-compose, alerts, monitors, dashboard"
+run "scrape jobs" "$PY" deploy/checks.py jobs
 
 # ---- metric names -----------------------------------------------------------
 step "metric names in alerts and dashboard exist in common/src/process/metric_names.rs"

@@ -5,6 +5,7 @@
     python3 deploy/checks.py metrics          # metric names used exist in metric_names.rs
     python3 deploy/checks.py alerts           # runbooks, severities, a firing and a quiet test per alert
     python3 deploy/checks.py dashboard [OUT]  # panels; with OUT, its queries as rules for promtool
+    python3 deploy/checks.py jobs             # scrape jobs agree: alerts, prometheus.yml, compose, monitors, dashboard
 
 Prints one line per thing checked ("ok", "FAIL" or "SKIP" with the reason) and
 exits 1 if anything failed. Needs PyYAML and kubernetes-validate, whose
@@ -23,6 +24,8 @@ K8S = ROOT / "deploy" / "k8s"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "lucent.json"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 METRIC_NAMES = ROOT / "common" / "src" / "process" / "metric_names.rs"
 
 # Kubernetes minors the manifests must be valid for: an old one still in vendor
@@ -37,6 +40,23 @@ CRD_KINDS = {
     "PodMonitor": "Prometheus Operator CRD (monitoring.coreos.com/v1)",
     "KafkaTopic": "Strimzi CRD (kafka.strimzi.io/v1beta2)",
     "ScyllaCluster": "Scylla Operator CRD (scylla.scylladb.com/v1)",
+}
+
+# The Lucent Deployments, each its own Prometheus job (the app.kubernetes.io/name
+# label, through the monitors' jobLabel), and how it is scraped in
+# examples/monitoring.yaml: through its Service, or its pods directly.
+BINARIES = {
+    "lucent-ingest": "ServiceMonitor",
+    "lucent-consumer": "PodMonitor",
+    "lucent-query": "ServiceMonitor",
+}
+
+# Settings two binaries must agree on, so they may come only from the shared
+# ConfigMap (a Deployment that overrides one would disagree with the others).
+SHARED_ONLY = {
+    # The consumer's TTL on session data, and how long lucent-query keeps an
+    # erasure tombstone (the consumer drops an erased session's batches while one exists).
+    "LUCENT_RETENTION_DAYS": ("lucent-consumer", "lucent-query"),
 }
 
 # A Kubernetes resource.Quantity (500m, 1Gi, "2"). The schemas accept any
@@ -87,6 +107,10 @@ def load_docs(path):
 
 def pod_template(doc):
     return doc["spec"]["template"]
+
+
+def path_of(docs, kind, name):
+    return docs[(kind, name)][0]
 
 
 def cmd_k8s():
@@ -149,31 +173,57 @@ def cmd_k8s():
     config = docs[("ConfigMap", "lucent-config")][1]["data"]
     drain_s = int(config["LUCENT_DRAIN_TIMEOUT_MS"]) / 1000
     max_body = int(config["LUCENT_MAX_BODY_BYTES"])
-    for name in ("lucent-ingest", "lucent-consumer"):
+    services = {n: d for (k, n), (_, d) in docs.items() if k == "Service" and path_of(docs, k, n).parent == K8S}
+    for name in BINARIES:
         doc = docs[("Deployment", name)][1]
         pod = pod_template(doc)["spec"]
+        labels = pod_template(doc)["metadata"]["labels"]
         c = pod["containers"][0]
         g = Group(f"Deployment/{name}")
-        admin = {p["name"]: p["containerPort"] for p in c["ports"]}["admin"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        admin = ports["admin"]
         env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
         g.check(env.get("LUCENT_ADMIN_LISTEN", "").endswith(f":{admin}"), f"LUCENT_ADMIN_LISTEN on admin port {admin}")
+        if "http" in ports:
+            g.check(env.get("LUCENT_LISTEN", "").endswith(f":{ports['http']}"), f"LUCENT_LISTEN on http port {ports['http']}")
         g.check(c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}, "liveness /healthz")
         g.check(c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}, "readiness /readyz")
         g.check(bool(pod.get("topologySpreadConstraints")), "topology spread")
+        g.check({"configMapRef": {"name": "lucent-config"}} in c.get("envFrom", []), "env from ConfigMap/lucent-config")
+        pinned = sorted(set(env) & set(SHARED_ONLY))
+        g.check(not pinned, "shared settings from the ConfigMap only"
+                if not pinned else f"overrides {', '.join(pinned)}, which must come from the ConfigMap")
         pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         sleep_s = int(pre_stop[1]) if pre_stop[:1] == ["sleep"] else 0
         grace = pod.get("terminationGracePeriodSeconds", 30)
         g.check(grace > sleep_s + drain_s,
                 f"grace {grace}s > preStop {sleep_s}s + LUCENT_DRAIN_TIMEOUT_MS {drain_s:g}s")
-        if name == "lucent-ingest":
+        fronting = [n for n, svc in services.items() if svc["spec"]["selector"].items() <= labels.items()]
+        if fronting:
+            # Traffic through a Service: wait for the endpoints to drop the pod.
             g.check(sleep_s > 0, "preStop sleep")
+        for svc_name in fronting:
+            targets = [p["targetPort"] for p in services[svc_name]["spec"]["ports"]]
+            missing = [t for t in targets if t not in ports]
+            g.check(not missing, f"Service/{svc_name} targets its ports {', '.join(map(str, targets))}"
+                    if not missing else f"Service/{svc_name} targets ports the pod lacks: {', '.join(map(str, missing))}")
+        if name == "lucent-ingest":
             g.check("replicas" not in doc["spec"], "replicas left to the HPA")
             hpa = docs[("HorizontalPodAutoscaler", name)][1]["spec"]["scaleTargetRef"]
             g.check(hpa["kind"] == "Deployment" and hpa["name"] == name, "HPA targets it")
-        for pdb_name in [n for (k, n), (_, d) in docs.items() if k == "PodDisruptionBudget"
-                         and d["spec"]["selector"]["matchLabels"].items() <= pod_template(doc)["metadata"]["labels"].items()]:
-            g.check(True, f"PDB {pdb_name}")
+        pdbs = [d for (k, n), (_, d) in docs.items() if k == "PodDisruptionBudget"
+                and d["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        g.check(len(pdbs) == 1, f"PDB {pdbs[0]['metadata']['name']}" if len(pdbs) == 1 else f"{len(pdbs)} PDBs select it")
+        if name == "lucent-query" and pdbs:
+            replicas = doc["spec"].get("replicas", 1)
+            g.check(replicas >= 2 and pdbs[0]["spec"].get("maxUnavailable") == 1,
+                    f"{replicas} replicas, PDB maxUnavailable 1: one always answers")
         g.done()
+
+    g = Group("ConfigMap/lucent-config")
+    for key, readers in SHARED_ONLY.items():
+        g.check(key in config, f"{key} set once for {' and '.join(readers)}")
+    g.done()
 
     g = Group("examples/kafka-topics.yaml")
     topics = {d["spec"].get("topicName", n): d for (k, n), (_, d) in docs.items() if k == "KafkaTopic"}
@@ -187,17 +237,26 @@ def cmd_k8s():
     g.done()
 
     g = Group("examples/monitoring.yaml")
-    svc = docs[("Service", "lucent-ingest")][1]
-    sm = docs[("ServiceMonitor", "lucent-ingest")][1]["spec"]
-    g.check(sm["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items(), "ServiceMonitor selects Service/lucent-ingest")
-    g.check(sm["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}, "on a port the Service has")
-    g.check(svc["metadata"]["labels"].get(sm["jobLabel"]) == "lucent-ingest", 'job="lucent-ingest" as alerts.yml expects')
-    consumer = pod_template(docs[("Deployment", "lucent-consumer")][1])
-    pm = docs[("PodMonitor", "lucent-consumer")][1]["spec"]
-    g.check(pm["selector"]["matchLabels"].items() <= consumer["metadata"]["labels"].items(), "PodMonitor selects the consumer pods")
-    g.check(pm["podMetricsEndpoints"][0]["port"] in {p["name"] for p in consumer["spec"]["containers"][0]["ports"]},
-            "on a port the pods have")
-    g.check(consumer["metadata"]["labels"].get(pm["jobLabel"]) == "lucent-consumer", 'job="lucent-consumer" as alerts.yml expects')
+    for name, kind in BINARIES.items():
+        monitor = docs.get((kind, name))
+        if not g.check(monitor is not None, f"{kind}/{name}"):
+            continue
+        spec = monitor[1]["spec"]
+        if kind == "ServiceMonitor":
+            svc = docs[("Service", name)][1]
+            target_labels = svc["metadata"]["labels"]
+            target_ports = {p["name"] for p in svc["spec"]["ports"]}
+            what = f"Service/{name}"
+            port = spec["endpoints"][0]["port"]
+        else:
+            pod = pod_template(docs[("Deployment", name)][1])
+            target_labels = pod["metadata"]["labels"]
+            target_ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+            what = f"the {name} pods"
+            port = spec["podMetricsEndpoints"][0]["port"]
+        g.check(spec["selector"]["matchLabels"].items() <= target_labels.items(), f"{kind} selects {what}")
+        g.check(port in target_ports, f"on port {port} of {what}")
+        g.check(target_labels.get(spec["jobLabel"]) == name, f'job="{name}" as alerts.yml expects')
     g.done()
     finish()
 
@@ -299,7 +358,75 @@ def cmd_dashboard(promql_out=None):
     finish()
 
 
-COMMANDS = {"k8s": cmd_k8s, "metrics": cmd_metrics, "alerts": cmd_alerts, "dashboard": cmd_dashboard}
+# --------------------------------------------------------------- jobs ----
+
+JOB_SELECTOR = re.compile(r'job\s*=~?\s*"([^"]+)"')
+
+
+def jobs_named(text):
+    """The lucent-* job names in `job="…"` and `job=~"a|b"` selectors."""
+    return {j for m in JOB_SELECTOR.findall(text) for j in m.split("|") if j.startswith("lucent-")}
+
+
+def cmd_jobs():
+    """The scrape jobs agree everywhere: every Lucent binary is scraped by
+    prometheus.yml (compose) on the admin port its compose service listens on,
+    and is a job the alerts and the dashboard's instance picker name."""
+    scrape = yaml.safe_load(PROMETHEUS.read_text())["scrape_configs"]
+    scraped = {c["job_name"]: [t for sc in c.get("static_configs", []) for t in sc["targets"]]
+               for c in scrape if c["job_name"].startswith("lucent-")}
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+
+    g = Group(str(rel(PROMETHEUS)))
+    g.check(set(scraped) == set(BINARIES), f"scrapes {', '.join(sorted(scraped))}"
+            if set(scraped) == set(BINARIES) else f"scrapes {sorted(scraped)}, expected {sorted(BINARIES)}")
+    for job, targets in sorted(scraped.items()):
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            svc = services.get(host) or {}
+            listen = str((svc.get("environment") or {}).get("LUCENT_ADMIN_LISTEN", ""))
+            runs = (svc.get("command") or [""])[0]
+            g.check(runs == job and listen.endswith(f":{port}"),
+                    f"{job} at {target}: compose service {host} runs it, admin on :{port}"
+                    if runs == job and listen.endswith(f":{port}")
+                    else f"{job} at {target}: compose service {host!r} runs {runs!r} with LUCENT_ADMIN_LISTEN {listen!r}")
+    g.done()
+
+    g = Group(str(rel(COMPOSE)))
+    for key, readers in SHARED_ONLY.items():
+        values = {r: str((services[r.removeprefix("lucent-")].get("environment") or {}).get(key, "default"))
+                  for r in readers}
+        g.check(len(set(values.values())) == 1, f"{key} the same for {' and '.join(readers)} ({values[readers[0]]})"
+                if len(set(values.values())) == 1 else f"{key} differs: {values}")
+    g.done()
+
+    for path in (ALERTS, ALERTS_TEST):
+        named = jobs_named(path.read_text())
+        g = Group(str(rel(path)))
+        unknown = sorted(named - set(BINARIES))
+        g.check(not unknown, f"jobs {', '.join(sorted(named))} all scraped" if not unknown
+                else f"names jobs nothing scrapes: {', '.join(unknown)}")
+        if path == ALERTS:
+            down = next(r["expr"] for grp in yaml.safe_load(path.read_text())["groups"]
+                        for r in grp["rules"] if r.get("alert") == "LucentTargetDown")
+            g.check(jobs_named(down) == set(BINARIES), "LucentTargetDown covers every job")
+            absent = {r["labels"].get("job") for grp in yaml.safe_load(path.read_text())["groups"]
+                      for r in grp["rules"] if "absent(" in r.get("expr", "")}
+            g.check(absent >= set(BINARIES), "an absent() alert per job"
+                    if absent >= set(BINARIES) else f"no absent() alert for {', '.join(sorted(set(BINARIES) - absent))}")
+        g.done()
+
+    g = Group(str(rel(DASHBOARD)))
+    variables = json.loads(DASHBOARD.read_text())["templating"]["list"]
+    picker = next(v for v in variables if v["name"] == "instance")
+    named = jobs_named(picker["definition"])
+    g.check(named == set(BINARIES), "instance picker lists every job" if named == set(BINARIES)
+            else f"instance picker lists {sorted(named)}, expected {sorted(BINARIES)}")
+    g.done()
+    finish()
+
+
+COMMANDS = {"k8s": cmd_k8s, "metrics": cmd_metrics, "alerts": cmd_alerts, "dashboard": cmd_dashboard, "jobs": cmd_jobs}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
