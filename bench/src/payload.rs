@@ -9,9 +9,9 @@
 //! so the cost of generating and gzipping is never part of a result.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use bytes::Bytes;
+use lucent_testkit::gzip;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -444,16 +444,6 @@ impl Generator {
     pub fn below(&mut self, n: usize) -> usize {
         self.rng.random_range(0..n.max(1))
     }
-}
-
-/// gzip at the default level, as `CompressionStream('gzip')` and most SDKs do.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::default(),
-    );
-    enc.write_all(data).expect("writing to a Vec cannot fail");
-    enc.finish().expect("finishing into a Vec cannot fail")
 }
 
 /// `n_incremental` incremental and `n_full` full-snapshot bodies, gzipped.

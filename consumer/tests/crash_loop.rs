@@ -5,8 +5,10 @@
 //!
 //! Its own test binary because the failpoint reads the environment once per process.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lucent_common::backend::attempt_log::{AttemptLog, Attempts};
 use lucent_common::backend::publisher::Publisher;
@@ -20,8 +22,7 @@ use lucent_common::sqlite::queue::{SqlitePublisher, SqliteSource};
 use lucent_common::sqlite::store::SqliteStore;
 use lucent_consumer::config::RunConfig;
 use serde_json::json;
-
-const GROUP: &str = "lucent-consumer";
+use support::{wait_drained, GROUP};
 
 fn envelope(session: &str, seq: u64) -> Envelope {
     let body = json!({"sessionId": session, "seq": seq, "events": [{"type": 2, "timestamp": 1_700_000_000_000u64}]});
@@ -36,15 +37,6 @@ fn envelope(session: &str, seq: u64) -> Envelope {
             user_agent: String::new(),
         },
         body: body.to_string().into_bytes().into(),
-    }
-}
-
-async fn wait_drained(queue: &std::path::Path) {
-    let source = SqliteSource::open(queue, GROUP).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !source.lag().await.unwrap().iter().all(|(_, l)| *l == 0) {
-        assert!(Instant::now() < deadline, "consumer did not catch up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -85,7 +77,7 @@ async fn a_message_that_panics_twice_is_dead_lettered_and_the_partition_moves_on
         )
         .await
     });
-    wait_drained(&queue).await;
+    wait_drained(&queue, Duration::from_secs(120)).await;
     let _ = stop.send(());
     assert!(consumer.await.unwrap().is_clean());
 

@@ -2,8 +2,10 @@
 //! the queue comes out of `sessions export` exactly once, and whatever is bad
 //! ends in the dead-letter store without stopping the rest.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lucent_common::backend::publisher::Publisher;
 use lucent_common::backend::session_store::{PageRequest, SessionReader};
@@ -17,7 +19,9 @@ use lucent_common::sqlite::store::SqliteStore;
 use lucent_consumer::config::RunConfig;
 use lucent_consumer::pipeline::Stopped;
 use lucent_consumer::read_cli::export_session;
+use lucent_testkit::{gzip, gzip_zeros};
 use serde_json::{json, Value};
+use support::{wait_drained, GROUP};
 
 struct Harness {
     dir: tempfile::TempDir,
@@ -52,9 +56,8 @@ impl Harness {
         let mut config = RunConfig::defaults();
         config.drain_timeout_ms = 5_000;
         tune(&mut config);
-        let source: Arc<dyn Source> = Arc::new(
-            SqliteSource::open(&self.dir.path().join("queue.db"), "lucent-consumer").unwrap(),
-        );
+        let source: Arc<dyn Source> =
+            Arc::new(SqliteSource::open(&self.dir.path().join("queue.db"), GROUP).unwrap());
         let store: Arc<dyn Store> = self.store.clone();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -105,20 +108,7 @@ impl Harness {
 
     /// Waits until the consumer has committed everything published so far.
     async fn drained(&self) {
-        let source =
-            SqliteSource::open(&self.dir.path().join("queue.db"), "lucent-consumer").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let lag = source.lag().await.unwrap();
-            if lag.iter().all(|(_, l)| *l == 0) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "consumer did not catch up: lag {lag:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_drained(&self.dir.path().join("queue.db"), Duration::from_secs(60)).await;
     }
 
     async fn export(&self, org: &str, session: &str) -> Vec<Value> {
@@ -150,13 +140,6 @@ fn events(from: u64, n: u64, t0: u64) -> Vec<Value> {
 
 fn batch(session: &str, window: &str, seq: u64, events: Vec<Value>) -> Value {
     json!({"sessionId": session, "windowId": window, "seq": seq, "events": events, "metadata": {"url": format!("https://shop.example/{window}/{seq}")}})
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
 }
 
 #[tokio::test]
@@ -312,15 +295,7 @@ async fn gzip_bomb_and_garbage_land_in_the_dead_letter_store() {
     let h = Harness::start(|c| c.max_decoded_bytes = 4 << 20).await;
     let t0 = now_ms();
     // 256 MiB of zeros in about 250 KiB: stops at the 4 MiB decode bound.
-    let bomb = {
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..256 {
-            enc.write_all(&zeros).unwrap();
-        }
-        enc.finish().unwrap()
-    };
+    let bomb = gzip_zeros(256);
     h.publish("org", Encoding::Gzip, bomb).await;
     let mut truncated = gzip(batch("t", "", 0, events(0, 50, t0)).to_string().as_bytes());
     truncated.truncate(truncated.len() / 2);

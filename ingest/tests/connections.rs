@@ -18,6 +18,10 @@ use http::Method;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lucent_common::process::metric_names as m;
+use lucent_testkit::socket::{
+    connect_and_send, read_until_closed, text, write_everything, H2_EMPTY_SETTINGS, H2_PREFACE,
+};
+use lucent_testkit::{gzip, metric_value_at};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,56 +29,10 @@ use tokio::net::TcpStream;
 const PATH: &str = "/api/sdk/replay";
 /// Longest any test waits for something expected to happen in milliseconds.
 const GUARD: Duration = Duration::from_secs(20);
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
-const H2_EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
-
-/// Reads until the server closes the connection (EOF or reset) and returns
-/// what it sent; panics if it is still open after `guard`.
-async fn read_until_closed(stream: &mut TcpStream, guard: Duration) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let closed = tokio::time::timeout(guard, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "connection still open after {guard:?}");
-    out
-}
-
-async fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    stream
-}
 
 /// The value of `name{reason="…"}` in the server's `/metrics`.
 async fn counter(server: &TestServer, name: &str, reason: &str) -> f64 {
-    let scrape = send(
-        server.admin_addr,
-        Method::GET,
-        "/metrics",
-        &[],
-        Bytes::new(),
-    )
-    .await;
-    let text = String::from_utf8_lossy(&scrape.body).into_owned();
-    let series = format!("{name}{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    metric_value_at(server.admin_addr, &format!("{name}{{reason=\"{reason}\"}}")).await
 }
 
 fn tls_client_hello_start() -> Vec<u8> {
@@ -230,16 +188,8 @@ async fn header_flood_is_431_and_closes_the_connection() {
 /// Writes `head` and the whole `body` before reading anything, as Python's
 /// `http.client` does, and returns the answer read until the server closes.
 async fn write_everything_then_read(addr: SocketAddr, head: String, body: Vec<u8>) -> String {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    let written = tokio::time::timeout(GUARD, async {
-        socket.write_all(head.as_bytes()).await?;
-        socket.write_all(&body).await
-    })
-    .await;
-    assert!(
-        matches!(written, Ok(Ok(()))),
-        "the server stopped reading the body: {written:?}"
-    );
+    let mut socket =
+        write_everything(addr, head.as_bytes(), &body, "whole-body client", GUARD).await;
     text(&read_until_closed(&mut socket, GUARD).await)
 }
 

@@ -16,6 +16,7 @@ use lucent_common::backend::publisher::{PublishError, Publisher};
 use lucent_common::domain::api_key::ApiKey;
 use lucent_common::domain::codec::Encoding;
 use lucent_common::domain::envelope::Envelope;
+use lucent_testkit::{gzip, metrics_text};
 use support::*;
 
 const PATH: &str = "/api/sdk/replay";
@@ -573,9 +574,7 @@ async fn health_and_readiness_on_both_ports() {
     let admin = |path: &'static str| send(server.admin_addr, Method::GET, path, &[], Bytes::new());
     assert_eq!(admin("/healthz").await.status, 200);
     assert_eq!(admin("/readyz").await.status, 200);
-    let metrics = admin("/metrics").await;
-    assert_eq!(metrics.status, 200);
-    let text = String::from_utf8_lossy(&metrics.body);
+    let text = metrics_text(server.admin_addr).await;
     assert!(
         text.contains(lucent_common::process::metric_names::INGEST_REQUESTS),
         "{text}"

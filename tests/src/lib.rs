@@ -5,9 +5,9 @@
 //! README test command does); a missing binary fails the test with that hint.
 //!
 //! Layout: this file holds processes, ports, the HTTP client, the ingest and
-//! consumer processes, and the helpers every test file shares (`gzip`, marked
-//! batches, `wait_drained`).
-//! - [`metrics`]: reading the Prometheus text served at `/metrics`.
+//! consumer processes, and the helpers every test file shares (marked batches,
+//! `wait_drained`). The helpers shared with the other crates' tests (gzip,
+//! reading `/metrics`) are `lucent-testkit`'s, re-exported here.
 //! - [`redis`]: a throwaway `redis-server`, and the shared limiter on it.
 //! - [`tansu`]: a throwaway Kafka broker (tansu).
 
@@ -22,11 +22,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-pub mod metrics;
 pub mod redis;
 pub mod tansu;
 
-pub use metrics::{metric_sum, metric_value, series_names};
+pub use lucent_testkit::{
+    gzip, gzip_level, gzip_zeros, metric_sum, metric_value, metric_value_at, metrics_text,
+    series_names,
+};
 
 /// Path of one of our binaries next to the test executable (`target/<profile>/NAME`).
 pub fn binary(name: &str) -> PathBuf {
@@ -316,21 +318,6 @@ impl Http {
         Ok((status, parts.headers, body))
     }
 
-    /// The Prometheus text an admin port serves at `/metrics`.
-    pub async fn metrics_text(&self, admin: SocketAddr) -> String {
-        let (status, body) = self
-            .send(
-                http::Method::GET,
-                &format!("http://{admin}/metrics"),
-                &[],
-                Bytes::new(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "/metrics on {admin}");
-        String::from_utf8_lossy(&body).into_owned()
-    }
-
     pub async fn get_status(&self, url: &str) -> Option<u16> {
         self.send(http::Method::GET, url, &[], Bytes::new())
             .await
@@ -461,19 +448,6 @@ pub fn create_key(dir: &Path, org: &str, rate_limit_per_minute: Option<u32>) -> 
         "keys create printed {out:?}"
     );
     key
-}
-
-/// `data` gzip-compressed at the default level (6), as SDKs send it.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    gzip_level(data, flate2::Compression::default().level())
-}
-
-/// `data` gzip-compressed at `level` (0–9).
-pub fn gzip_level(data: &[u8], level: u32) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
-    enc.write_all(data).expect("writing to a Vec cannot fail");
-    enc.finish().expect("finishing into a Vec cannot fail")
 }
 
 /// Milliseconds since the epoch.

@@ -24,8 +24,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use lucent_common::backend::session_store::SessionReader;
 use lucent_common::process::metric_names as m;
 use lucent_common::sqlite::store::SqliteStore;
+use lucent_testkit::socket::{
+    connect_and_send, read_until_closed, text, write_everything, H2_EMPTY_SETTINGS, H2_PREFACE,
+};
 use lucent_tests::*;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const MIB: u64 = 1 << 20;
@@ -35,9 +38,6 @@ const KIB: usize = 1 << 10;
 const GUARD: Duration = Duration::from_secs(60);
 /// Longer than any test runs: a deadline set to this never fires during one.
 const NEVER_MS: &str = "600000";
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
-const H2_EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
 /// The request head limit the README documents (`MAX_HEADER_BYTES` in ingest).
 const MAX_HEAD_BYTES: usize = 32 * KIB;
 
@@ -128,8 +128,7 @@ impl Pipeline {
 
     /// The value of one series (`name` or `name{labels}`) in ingest's `/metrics`.
     async fn metric(&self, series: &str) -> f64 {
-        let text = self.http.metrics_text(self.ingest.admin).await;
-        metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        metric_value_at(self.ingest.admin, series).await
     }
 
     /// Waits until `series` satisfies `wanted` (described by `what`).
@@ -165,36 +164,8 @@ fn closed(reason: &str) -> String {
     format!("{}{{reason=\"{reason}\"}}", m::INGEST_CONNECTIONS_CLOSED)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
-}
-
-/// Reads until the server closes the connection (EOF or reset) and returns
-/// what it sent; panics if it is still open after [`GUARD`].
-async fn read_until_closed(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let ended = tokio::time::timeout(GUARD, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "connection still open after {GUARD:?}");
-    out
-}
-
-async fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +220,7 @@ async fn sockets_without_a_request_lose_their_slots_at_the_first_request_deadlin
 
     let mut sockets_read = 0;
     for (name, socket) in &mut sockets {
-        let answer = read_until_closed(socket).await;
+        let answer = read_until_closed(socket, GUARD).await;
         if name.starts_with("HTTP/2 preface and SETTINGS") {
             // The server's own SETTINGS, then nothing: no request was made.
             assert!(answer.len() >= 9 && answer[3] == 4, "{name}: {answer:?}");
@@ -258,7 +229,7 @@ async fn sockets_without_a_request_lose_their_slots_at_the_first_request_deadlin
         }
         sockets_read += 1;
     }
-    let slowloris_answer = read_until_closed(&mut slow_read).await;
+    let slowloris_answer = read_until_closed(&mut slow_read, GUARD).await;
     assert!(
         slowloris_answer.is_empty(),
         "slowloris: {}",
@@ -550,7 +521,7 @@ async fn a_flood_of_unfinished_heads_costs_bounded_memory() {
             let mut socket = TcpStream::connect(addr).await.unwrap();
             // The server may close before all of it is written.
             let _ = socket.write_all(too_large).await;
-            text(&read_until_closed(&mut socket).await)
+            text(&read_until_closed(&mut socket, GUARD).await)
         }
     }))
     .await;
@@ -668,16 +639,7 @@ async fn write_everything_then_read(
     body: &[u8],
     what: &str,
 ) -> (RawResponse, TcpStream) {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    let written = tokio::time::timeout(GUARD, async {
-        socket.write_all(head.as_bytes()).await?;
-        socket.write_all(body).await
-    })
-    .await;
-    assert!(
-        matches!(written, Ok(Ok(()))),
-        "{what}: the server stopped reading the body: {written:?}"
-    );
+    let mut socket = write_everything(addr, head.as_bytes(), body, what, GUARD).await;
     let answer = read_response(&mut socket, what).await;
     (answer, socket)
 }
@@ -781,7 +743,7 @@ async fn refused_bodies_get_their_answer_while_the_client_is_still_writing() {
         (&streamed, &mut streamed_socket),
     ] {
         assert!(answer.head.contains("connection: close"), "{}", answer.head);
-        let rest = read_until_closed(socket).await;
+        let rest = read_until_closed(socket, GUARD).await;
         assert!(rest.is_empty(), "after the 413: {}", text(&rest));
     }
     send_next_batch(&mut kept, &key, "after-401").await;

@@ -403,7 +403,7 @@ fn report(test: &str, counts: Counts, tally: &Tally, started: Instant) {
 
 /// A Prometheus counter or gauge from `/metrics` on `admin`, summed over labels.
 async fn metric(admin: std::net::SocketAddr, name: &str) -> f64 {
-    metric_sum(&Http::new().metrics_text(admin).await, name).unwrap_or(0.0)
+    metric_sum(&metrics_text(admin).await, name).unwrap_or(0.0)
 }
 
 /// Waits until the metric `name` on `admin` reaches `value`.

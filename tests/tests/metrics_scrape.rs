@@ -68,7 +68,7 @@ async fn dashboard_and_alerts_only_use_exported_metrics() {
     loop {
         let mut have = BTreeSet::new();
         for admin in [ingest.admin, consumer.admin] {
-            have.extend(series_names(&http.metrics_text(admin).await));
+            have.extend(series_names(&metrics_text(admin).await));
         }
         let missing: Vec<&String> = wanted.difference(&have).collect();
         if missing.is_empty() {

@@ -230,15 +230,7 @@ async fn gzip_bombs_and_garbage_cost_bounded_memory_and_all_reach_the_dead_lette
     let baseline = consumer.process.peak_rss_bytes().unwrap_or(0);
 
     // 512 MiB of zeros, about 500 KiB gzipped: passes the 1 MiB body limit.
-    let bomb = {
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..512 {
-            enc.write_all(&zeros).unwrap();
-        }
-        enc.finish().unwrap()
-    };
+    let bomb = gzip_zeros(512);
     let http = Http::new();
     let bombs = 24;
     for _ in 0..bombs {

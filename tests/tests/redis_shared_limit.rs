@@ -85,7 +85,7 @@ impl Replicas {
 
     /// Sum of every series of metric `name` on replica `i`.
     async fn metric(&self, i: usize, name: &str) -> f64 {
-        let text = self.http.metrics_text(self.list[i].admin).await;
+        let text = metrics_text(self.list[i].admin).await;
         metric_sum(&text, name).unwrap_or_else(|| panic!("replica {i} does not export {name}"))
     }
 

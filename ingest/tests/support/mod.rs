@@ -301,13 +301,6 @@ pub fn batch(marker: &str) -> String {
     )
 }
 
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
 /// Writes raw bytes on a fresh connection and reads until the server closes it
 /// or `wait` passes; returns what was read.
 pub async fn raw_exchange(addr: SocketAddr, parts: &[(&[u8], Duration)], wait: Duration) -> String {

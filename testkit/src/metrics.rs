@@ -1,10 +1,45 @@
-//! Reading the Prometheus text our binaries serve at `/metrics` (fetched with
-//! [`crate::Http::metrics_text`]): one parser for every test.
+//! The Prometheus text our binaries serve at `/metrics`: fetching it from an
+//! admin port ([`metrics_text`]) and one parser for every test.
 //!
 //! A sample line is `name value` or `name{labels} value`; comment lines start
 //! with `#`. The binaries write no timestamps, so the value is the last field.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// The Prometheus text the admin port `admin` serves at `/metrics`; panics
+/// (naming `admin`) if it cannot be fetched or the answer is not 200.
+pub async fn metrics_text(admin: SocketAddr) -> String {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri: http::Uri = format!("http://{admin}/metrics")
+        .parse()
+        .expect("a socket address makes a valid URI");
+    let response = client
+        .get(uri)
+        .await
+        .unwrap_or_else(|e| panic!("GET /metrics on {admin}: {e}"));
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("reading /metrics on {admin}: {e}"))
+        .to_bytes();
+    assert_eq!(status, 200, "/metrics on {admin}: {body:?}");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The value of one series ([`metric_value`]) in what the admin port `admin`
+/// serves at `/metrics`; panics, showing the text, if it has no such series.
+pub async fn metric_value_at(admin: SocketAddr, series: &str) -> f64 {
+    let text = metrics_text(admin).await;
+    metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
 
 /// The metric name of a sample line (`name` of `name{labels} value`).
 fn name_of(line: &str) -> &str {

@@ -1,0 +1,18 @@
+//! `lucent-testkit`: the helpers that tests in several crates need, written
+//! once. It depends on no lucent crate, so that `lucent-common`,
+//! `lucent-ingest` and `lucent-consumer` can dev-depend on it; `lucent-tests`
+//! re-exports it for the process-level tests.
+//!
+//! Layout:
+//! - [`gzip`]: bodies gzip-compressed as SDKs send them, and gzip bombs.
+//! - [`metrics`]: fetching the Prometheus text an admin port serves at
+//!   `/metrics`, and reading series out of it.
+//! - [`socket`]: raw TCP clients for connection-level tests (writing bytes,
+//!   reading until the server closes, HTTP/2 preface bytes).
+
+pub mod gzip;
+pub mod metrics;
+pub mod socket;
+
+pub use gzip::{gzip, gzip_level, gzip_zeros};
+pub use metrics::{metric_sum, metric_value, metric_value_at, metrics_text, series_names};
