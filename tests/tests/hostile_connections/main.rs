@@ -14,22 +14,28 @@
 //! generous bound that fails if memory grows with what a client sends.
 //!
 //! Build the binaries first: `cargo build --workspace --bins`.
+//!
+//! Layout: this file holds the tests and the `/proc` readings they measure
+//! with; `pipeline` the processes and the well-behaved client; `wire` the
+//! HTTP/2 frames and HTTP/1 heads and responses the tests write and read.
 
-use std::net::SocketAddr;
+mod pipeline;
+mod wire;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lucent_common::backend::session_store::SessionReader;
 use lucent_common::process::metric_names as m;
-use lucent_common::sqlite::store::SqliteStore;
 use lucent_testkit::socket::{
-    connect_and_send, read_until_closed, text, write_everything, H2_EMPTY_SETTINGS, H2_PREFACE,
+    connect_and_send, read_until_closed, text, H2_EMPTY_SETTINGS, H2_PREFACE,
 };
-use lucent_tests::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use lucent_tests::marked_batch;
+use pipeline::{closed, Pipeline};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use wire::*;
 
 const MIB: u64 = 1 << 20;
 const KIB: usize = 1 << 10;
@@ -40,129 +46,6 @@ const GUARD: Duration = Duration::from_secs(60);
 const NEVER_MS: &str = "600000";
 /// The request head limit the README documents (`MAX_HEADER_BYTES` in ingest).
 const MAX_HEAD_BYTES: usize = 32 * KIB;
-
-/// Ingest and consumer on one temporary directory, and the key of the
-/// well-behaved client (org `client`) that every test sends alongside.
-struct Pipeline {
-    ingest: IngestProcess,
-    consumer: ConsumerProcess,
-    http: Http,
-    client_key: String,
-    /// Key of the org `attacker`, for hostile requests that need a valid key.
-    attacker_key: String,
-    // Last: the processes are killed before their directory is removed.
-    dir: tempfile::TempDir,
-}
-
-impl Pipeline {
-    async fn start(ingest_env: &[(&str, &str)]) -> Pipeline {
-        let dir = tempfile::tempdir().unwrap();
-        let client_key = create_key(dir.path(), "client", Some(1_000_000));
-        let attacker_key = create_key(dir.path(), "attacker", Some(1_000_000));
-        let ingest = IngestProcess::start(dir.path(), ingest_env).await;
-        let consumer = ConsumerProcess::start(dir.path(), &[]).await;
-        Pipeline {
-            ingest,
-            consumer,
-            http: Http::new(),
-            client_key,
-            attacker_key,
-            dir,
-        }
-    }
-
-    /// The well-behaved client: one batch of `session`, on a connection of its
-    /// own that ends after the answer (counted as `completed`, so it never
-    /// adds to the timeout counts the tests wait on).
-    async fn send_well_behaved(&self, session: &str, seq: u64) {
-        let sent = tokio::time::timeout(
-            GUARD,
-            self.http.send(
-                http::Method::POST,
-                &self.ingest.url(),
-                &[
-                    ("x-lucent-api-key", &self.client_key),
-                    ("connection", "close"),
-                ],
-                marked_batch(session, seq, seq),
-            ),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("well-behaved request unanswered after {GUARD:?}"));
-        let (status, answer) = sent.unwrap();
-        assert_eq!(
-            status,
-            202,
-            "well-behaved client: {}",
-            String::from_utf8_lossy(&answer)
-        );
-    }
-
-    /// Waits until the consumer has stored `seqs` batches of `org`'s
-    /// `session`, and checks they are exactly `0..seqs`.
-    async fn assert_stored(&self, org: &str, session: &str, seqs: u64) {
-        let store = SqliteStore::open(&self.dir.path().join("data/lucent.db")).unwrap();
-        let deadline = Instant::now() + GUARD;
-        loop {
-            let mut stored: Vec<u64> = store
-                .read_session(org, session)
-                .await
-                .unwrap()
-                .iter()
-                .map(|chunk| chunk.seq)
-                .collect();
-            if stored.len() as u64 >= seqs {
-                stored.sort_unstable();
-                assert_eq!(stored, (0..seqs).collect::<Vec<_>>(), "{org}/{session}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{org}/{session}: {} of {seqs} batches stored after {GUARD:?}; consumer log:\n{}",
-                stored.len(),
-                tail_lines(&self.consumer.process.log_text(), 40)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The value of one series (`name` or `name{labels}`) in ingest's `/metrics`.
-    async fn metric(&self, series: &str) -> f64 {
-        metric_value_at(self.ingest.admin, series).await
-    }
-
-    /// Waits until `series` satisfies `wanted` (described by `what`).
-    async fn wait_metric(&self, series: &str, what: &str, wanted: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + GUARD;
-        loop {
-            let value = self.metric(series).await;
-            if wanted(value) {
-                return value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{series} is {value}, not {what}, after {GUARD:?}; ingest log:\n{}",
-                tail_lines(&self.ingest.process.log_text(), 40)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn peak_rss(&self) -> u64 {
-        self.ingest
-            .process
-            .peak_rss_bytes()
-            .expect("/proc is readable")
-    }
-
-    fn rss(&self) -> u64 {
-        self.ingest.process.rss_bytes().expect("/proc is readable")
-    }
-}
-
-fn closed(reason: &str) -> String {
-    format!("{}{{reason=\"{reason}\"}}", m::INGEST_CONNECTIONS_CLOSED)
-}
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
@@ -260,69 +143,6 @@ async fn sockets_without_a_request_lose_their_slots_at_the_first_request_deadlin
         mib(rss_before),
         mib(pipeline.peak_rss())
     );
-}
-
-/// An h2c (prior knowledge) GET of `/healthz` in raw frames: preface, empty
-/// SETTINGS, then one HEADERS frame (HPACK: `:method GET`, `:scheme http`,
-/// `:path` and `:authority` as literals) ending stream 1.
-fn h2_get_healthz() -> Vec<u8> {
-    let mut block = vec![0x82, 0x86];
-    block.push(0x04); // literal, not indexed, name = static entry 4 (:path)
-    block.push(8);
-    block.extend_from_slice(b"/healthz");
-    block.push(0x01); // literal, not indexed, name = static entry 1 (:authority)
-    block.push(1);
-    block.push(b'x');
-    let mut bytes = H2_PREFACE.to_vec();
-    bytes.extend_from_slice(H2_EMPTY_SETTINGS);
-    let len = block.len() as u32;
-    bytes.extend_from_slice(&len.to_be_bytes()[1..]);
-    // HEADERS, END_STREAM | END_HEADERS, stream 1.
-    bytes.extend_from_slice(&[1, 0x5, 0, 0, 0, 1]);
-    bytes.extend_from_slice(&block);
-    bytes
-}
-
-/// Reads HTTP/2 frames until the server closes the connection, acknowledging
-/// its SETTINGS and PINGs as a live client would; returns `(type, flags,
-/// stream, payload)` of each frame.
-async fn h2_frames_until_closed(stream: &mut TcpStream) -> Vec<(u8, u8, u32, Vec<u8>)> {
-    let mut frames = Vec::new();
-    let ended = tokio::time::timeout(GUARD, async {
-        loop {
-            let mut header = [0u8; 9];
-            if stream.read_exact(&mut header).await.is_err() {
-                return;
-            }
-            let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-            let (kind, flags) = (header[3], header[4]);
-            let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
-            let mut payload = vec![0u8; len];
-            if stream.read_exact(&mut payload).await.is_err() {
-                return;
-            }
-            let reply = match (kind, flags & 1) {
-                (4, 0) => Some(vec![0, 0, 0, 4, 1, 0, 0, 0, 0]),
-                (6, 0) => {
-                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
-                    ack.extend_from_slice(&payload);
-                    Some(ack)
-                }
-                _ => None,
-            };
-            if let Some(reply) = reply {
-                // The server may already have closed its side.
-                let _ = stream.write_all(&reply).await;
-            }
-            frames.push((kind, flags, stream_id, payload));
-        }
-    })
-    .await;
-    assert!(
-        ended.is_ok(),
-        "HTTP/2 connection still open after {GUARD:?}: {frames:?}"
-    );
-    frames
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,20 +267,6 @@ fn bytes_not_yet_read_by_server(port: u16) -> u64 {
     pending
 }
 
-/// An HTTP/1 request head of about `bytes`, in headers of 1 000 bytes (well
-/// under hyper's count limit), without the blank line that would end it.
-fn unfinished_head(bytes: usize) -> Vec<u8> {
-    let mut head = b"POST /api/sdk/replay HTTP/1.1\r\nHost: x\r\n".to_vec();
-    let mut i = 0;
-    while head.len() + 1020 < bytes {
-        head.extend_from_slice(format!("X-Fill-{i:03}: {}\r\n", "a".repeat(1000)).as_bytes());
-        i += 1;
-    }
-    head.extend_from_slice(b"X-Last: ");
-    head.resize(bytes, b'b');
-    head
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unfinished_heads_costs_bounded_memory() {
     // Each flood connection takes one descriptor here and one in ingest.
@@ -578,97 +384,6 @@ async fn a_flood_of_unfinished_heads_costs_bounded_memory() {
         "peak grew by {} with {flood} unfinished heads, over the bound {}",
         mib(growth),
         mib(bound)
-    );
-}
-
-/// An HTTP/1 response read off a connection that stays open.
-struct RawResponse {
-    status: u16,
-    /// The head, lowercased.
-    head: String,
-    body: String,
-}
-
-/// Reads exactly one response (head, then `Content-Length` bytes of body).
-async fn read_response(stream: &mut TcpStream, what: &str) -> RawResponse {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8 * 1024];
-    let read = tokio::time::timeout(GUARD, async {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = stream.read(&mut chunk).await.expect("reading the answer");
-            assert!(
-                n > 0,
-                "{what}: closed before a complete answer: {}",
-                text(&buf)
-            );
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = text(&buf[..head_end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .unwrap_or_else(|| panic!("no content-length: {head}"))
-            .trim()
-            .parse()
-            .unwrap();
-        while buf.len() < head_end + length {
-            let n = stream.read(&mut chunk).await.expect("reading the answer");
-            assert!(n > 0, "{what}: closed in the answer's body: {}", text(&buf));
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        assert_eq!(buf.len(), head_end + length, "more than one answer");
-        let status = head[9..12].parse().unwrap();
-        RawResponse {
-            status,
-            head,
-            body: text(&buf[head_end..]),
-        }
-    })
-    .await;
-    read.unwrap_or_else(|_| panic!("no complete answer after {GUARD:?}"))
-}
-
-/// Writes `head` and all of `body` before reading anything, as Python's
-/// `http.client` does, then reads the answer; returns it and the connection.
-async fn write_everything_then_read(
-    addr: SocketAddr,
-    head: String,
-    body: &[u8],
-    what: &str,
-) -> (RawResponse, TcpStream) {
-    let mut socket = write_everything(addr, head.as_bytes(), body, what, GUARD).await;
-    let answer = read_response(&mut socket, what).await;
-    (answer, socket)
-}
-
-/// Sends a valid batch of `session` on `socket`, which must still be in step
-/// (the refused body before it read to its end), and expects 202.
-async fn send_next_batch(socket: &mut TcpStream, key: &str, session: &str) {
-    let batch = marked_batch(session, 0, 0);
-    let next = format!(
-        "POST /api/sdk/replay HTTP/1.1\r\nHost: x\r\nX-Lucent-Api-Key: {key}\r\nContent-Length: {}\r\n\r\n{batch}",
-        batch.len()
-    );
-    socket.write_all(next.as_bytes()).await.unwrap();
-    let after = read_response(socket, &format!("{session}: next request")).await;
-    assert_eq!(after.status, 202, "{session}: next request: {}", after.head);
-}
-
-fn assert_json_error_with_cors(answer: &RawResponse, status: u16, error: &str) {
-    assert_eq!(answer.status, status, "{}{}", answer.head, answer.body);
-    assert_eq!(answer.body, format!(r#"{{"error":"{error}"}}"#));
-    assert!(
-        answer.head.contains("access-control-allow-origin: *"),
-        "{}",
-        answer.head
-    );
-    assert!(
-        answer.head.contains("content-type: application/json"),
-        "{}",
-        answer.head
     );
 }
 
