@@ -4,7 +4,7 @@
 //!
 //! - `sqlite::<name>`: the embedded log, on a fresh file in a temporary directory.
 //! - `kafka::<name>`: a real tansu broker per test (Lucent's topics created up
-//!   front with [`KAFKA_PARTITIONS`] partitions, as an operator does). These are
+//!   front with `queue::KAFKA_PARTITIONS` partitions, as an operator does). These are
 //!   external-service tests: they fail with the install command when `tansu` is
 //!   missing, and need the binaries (`cargo build --workspace --bins`) for
 //!   `lucent-consumer topics create`.
@@ -17,19 +17,22 @@
 //! A consumer "crash" is dropping the source without committing and opening
 //! another in the same group. Nothing is timed: waits are bounded by hang
 //! guards ([`PATIENCE`]) that fail the test, never by sleeps it races.
+//!
+//! Layout: this file holds the contract and its instantiation per backend;
+//! `queue` the backends under test; `helpers` building envelopes, publishing,
+//! polling and reading offsets.
+
+mod helpers;
+mod queue;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lucent_common::backend::publisher::{PublishError, Publisher};
-use lucent_common::backend::source::{QueueMessage, Source};
-use lucent_common::domain::codec::Encoding;
-use lucent_common::domain::envelope::{new_batch_id, Envelope, EnvelopeMeta};
-use lucent_common::open::backend_url::QueueUrl;
-use lucent_common::open::backends::{open_publisher, open_source, PublisherOptions};
-use lucent_tests::tansu::TansuBroker;
+use helpers::*;
+use lucent_common::backend::publisher::Publisher;
+use lucent_common::backend::source::QueueMessage;
+use lucent_common::domain::envelope::Envelope;
+use queue::{crash, Queue};
 
 /// Hang guard for anything that should happen "soon": a group join, a
 /// reconnect after a broker restart, statistics arriving. Generous, because
@@ -42,384 +45,6 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The largest body the front end accepts by default (`LUCENT_MAX_BODY_BYTES`).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// Partitions of the Kafka topics: more than one, so that per-partition order
-/// and commits are tested as such.
-const KAFKA_PARTITIONS: u32 = 2;
-
-/// Consumer settings for the tests, as `LUCENT_KAFKA_OPTIONS` would pass them:
-/// a short session (Kafka's 6 s minimum) so a departed member's partitions
-/// move quickly, statistics (hence `lag`) every 200 ms instead of 5 s, and
-/// stored offsets committed every 100 ms.
-const KAFKA_CONSUMER_OVERRIDES: &[(&str, &str)] = &[
-    ("session.timeout.ms", "6000"),
-    ("heartbeat.interval.ms", "1000"),
-    ("statistics.interval.ms", "200"),
-    ("auto.commit.interval.ms", "100"),
-];
-
-// ---------------------------------------------------------------------------
-// Backends
-
-enum Backend {
-    Sqlite {
-        dir: tempfile::TempDir,
-        /// A connection holding the write lock while the backend is "down".
-        lock: Option<rusqlite::Connection>,
-    },
-    Kafka {
-        broker: TansuBroker,
-    },
-}
-
-/// A fresh, empty queue of one backend, removed when dropped.
-struct Queue {
-    backend: Backend,
-}
-
-impl Queue {
-    fn sqlite() -> Queue {
-        Queue {
-            backend: Backend::Sqlite {
-                dir: tempfile::tempdir().expect("the temp directory is writable"),
-                lock: None,
-            },
-        }
-    }
-
-    fn kafka() -> Queue {
-        let broker = TansuBroker::start();
-        broker.create_topics(KAFKA_PARTITIONS);
-        Queue {
-            backend: Backend::Kafka { broker },
-        }
-    }
-
-    fn sqlite_path(dir: &Path) -> std::path::PathBuf {
-        dir.join("queue.db")
-    }
-
-    fn url(&self) -> QueueUrl {
-        match &self.backend {
-            Backend::Sqlite { dir, .. } => QueueUrl::Sqlite(Queue::sqlite_path(dir.path())),
-            Backend::Kafka { broker } => QueueUrl::Kafka {
-                brokers: broker.bootstrap(),
-            },
-        }
-    }
-
-    /// A new publisher, as a new ingest process would open it.
-    async fn publisher(&self) -> Arc<dyn Publisher> {
-        let options = PublisherOptions {
-            buffer_bytes: 64 * 1024 * 1024,
-            ack_timeout: ACK_TIMEOUT,
-            kafka_overrides: Vec::new(),
-        };
-        open_publisher(&self.url(), &options)
-            .await
-            .unwrap_or_else(|e| panic!("the publisher opens: {e}"))
-    }
-
-    /// A new source in `group`, as a new consumer process would open it.
-    async fn source(&self, group: &str) -> Arc<dyn Source> {
-        let overrides: Vec<(String, String)> = KAFKA_CONSUMER_OVERRIDES
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        open_source(&self.url(), group, &overrides)
-            .await
-            .unwrap_or_else(|e| panic!("the source opens: {e}"))
-    }
-
-    /// Makes the queue refuse writes: SQLite's write lock taken by another
-    /// connection (a stuck writer), Kafka's broker SIGKILLed.
-    async fn take_down(&mut self) {
-        match &mut self.backend {
-            Backend::Sqlite { dir, lock } => {
-                let conn = rusqlite::Connection::open(Queue::sqlite_path(dir.path()))
-                    .expect("the log file opens");
-                conn.execute_batch("BEGIN EXCLUSIVE")
-                    .expect("nothing else holds the write lock");
-                *lock = Some(conn);
-            }
-            Backend::Kafka { broker } => tokio::task::block_in_place(|| broker.kill()),
-        }
-    }
-
-    /// Undoes [`Queue::take_down`]: the lock released, the broker restarted on
-    /// the same port with the same data.
-    async fn bring_back(&mut self) {
-        match &mut self.backend {
-            Backend::Sqlite { lock, .. } => drop(lock.take()),
-            Backend::Kafka { broker } => tokio::task::block_in_place(|| broker.restart()),
-        }
-    }
-
-    /// What to add to a failure message: whether the broker panicked.
-    fn diagnosis(&self) -> String {
-        match &self.backend {
-            Backend::Kafka { broker } if broker.panicked() => {
-                format!(
-                    "\nthe tansu broker panicked; its log:\n{}",
-                    broker.log_text()
-                )
-            }
-            _ => String::new(),
-        }
-    }
-
-    /// Restarts the queue's server abruptly, where it has one (Kafka:
-    /// SIGKILL and start again). The SQLite log has no server: whoever opens
-    /// the file next reads what was committed.
-    async fn crash_server(&mut self) {
-        if let Backend::Kafka { broker } = &mut self.backend {
-            tokio::task::block_in_place(|| broker.restart());
-        }
-    }
-}
-
-/// A consumer crash: the source goes away without committing anything more.
-/// Dropping may block (a Kafka member leaves its group), so off the runtime.
-async fn crash(source: Arc<dyn Source>) {
-    assert_eq!(
-        Arc::strong_count(&source),
-        1,
-        "the test holds the only handle, so dropping it closes the source"
-    );
-    tokio::task::spawn_blocking(move || drop(source))
-        .await
-        .expect("dropping a source does not panic");
-}
-
-// ---------------------------------------------------------------------------
-// Builders and helpers
-
-/// Every variant is listed, so a new one must be classified here too.
-fn is_retryable(e: &PublishError) -> bool {
-    match e {
-        PublishError::Full | PublishError::Timeout | PublishError::Unavailable(_) => true,
-        PublishError::Rejected(_) => false,
-    }
-}
-
-/// An envelope whose headers vary with `n` and use the awkward characters a
-/// real client sends (unicode, semicolons, quotes).
-fn envelope(n: usize, body: Vec<u8>) -> Envelope {
-    let encodings = [
-        Encoding::Identity,
-        Encoding::Gzip,
-        Encoding::Deflate,
-        Encoding::Zstd,
-    ];
-    Envelope {
-        meta: EnvelopeMeta {
-            org_id: format!("org-{n}"),
-            key_id: format!("luc_pk_{n:032x}"),
-            batch_id: new_batch_id(),
-            received_ms: 1_732_700_000_000 + n as u64,
-            encoding: encodings[n % encodings.len()],
-            content_type: "text/plain;charset=UTF-8".into(),
-            user_agent: format!("Mozilla/5.0 (X11; \"Linux\"; n={n}) \u{1F600} é"),
-        },
-        body: body.into(),
-    }
-}
-
-/// Deterministic bytes that neither compress nor form UTF-8, so that a
-/// backend cannot pass by accident of compression or text handling.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            // xorshift64
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// `count` small envelopes with distinct bodies: JSON, raw binary, and one empty.
-fn small_envelopes(count: usize) -> Vec<Envelope> {
-    (0..count)
-        .map(|n| {
-            let body = match n % 3 {
-                0 => format!("{{\"n\":{n}}}").into_bytes(),
-                1 => noise(n as u64, 100 + n),
-                _ if n == 2 => Vec::new(),
-                _ => (0..=255u8).chain([0, 0, 0xff]).collect(),
-            };
-            envelope(n, body)
-        })
-        .collect()
-}
-
-/// Publishes each envelope and waits for its acknowledgement, in order.
-async fn publish_all(publisher: &dyn Publisher, envelopes: &[Envelope]) {
-    for (n, e) in envelopes.iter().enumerate() {
-        let published = tokio::time::timeout(PATIENCE, publisher.publish(e.clone()))
-            .await
-            .unwrap_or_else(|_| panic!("publish {n} hung past {PATIENCE:?}"));
-        published.unwrap_or_else(|err| panic!("publish {n} failed: {err}"));
-    }
-}
-
-fn batch_id(m: &QueueMessage) -> &str {
-    match &m.payload {
-        Ok(e) => &e.meta.batch_id,
-        Err(broken) => panic!(
-            "a published envelope came back unreadable ({}): {}",
-            broken.reason, broken.headers_json
-        ),
-    }
-}
-
-/// Polls until `done` holds for everything polled so far (which is returned,
-/// in delivery order); fails after [`PATIENCE`].
-async fn poll_until(
-    source: &dyn Source,
-    what: &str,
-    done: impl Fn(&[QueueMessage]) -> bool,
-) -> Vec<QueueMessage> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut got: Vec<QueueMessage> = Vec::new();
-    while !done(&got) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not there after {PATIENCE:?}; polled {} messages",
-            got.len()
-        );
-        let polled = tokio::time::timeout(PATIENCE, source.poll(100))
-            .await
-            .unwrap_or_else(|_| panic!("{what}: a poll hung past {PATIENCE:?}"));
-        match polled {
-            Ok(batch) => got.extend(batch),
-            Err(e) if e.is_retryable() => {
-                eprintln!("{what}: poll failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("{what}: poll failed for good: {e}"),
-        }
-    }
-    got
-}
-
-/// Polls until every envelope of `wanted` arrived at least once.
-async fn poll_all(source: &dyn Source, wanted: &[Envelope]) -> Vec<QueueMessage> {
-    let ids: BTreeSet<&str> = wanted.iter().map(|e| e.meta.batch_id.as_str()).collect();
-    poll_until(source, "every published envelope", |got| {
-        let seen: BTreeSet<&str> = got.iter().map(batch_id).collect();
-        ids.is_subset(&seen)
-    })
-    .await
-}
-
-/// Publishes sentinels until one has arrived in every partition of
-/// `partitions`, and returns everything polled meanwhile. Order holds within
-/// a partition, so whatever this source would deliver from before a
-/// sentinel's position has been delivered by then: the caller can assert
-/// that something did *not* arrive.
-async fn poll_past_new_sentinels(
-    publisher: &dyn Publisher,
-    source: &dyn Source,
-    partitions: &BTreeSet<i32>,
-) -> Vec<QueueMessage> {
-    let mut got: Vec<QueueMessage> = Vec::new();
-    let mut sentinels: BTreeSet<String> = BTreeSet::new();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let reached: BTreeSet<i32> = got
-            .iter()
-            .filter(|m| sentinels.contains(batch_id(m)))
-            .map(|m| m.partition)
-            .collect();
-        if partitions.is_subset(&reached) {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sentinels reached partitions {reached:?} of {partitions:?} within {PATIENCE:?}"
-        );
-        let sentinel = envelope(9_000 + sentinels.len(), b"sentinel".to_vec());
-        sentinels.insert(sentinel.meta.batch_id.clone());
-        publish_all(publisher, std::slice::from_ref(&sentinel)).await;
-        let id = sentinel.meta.batch_id;
-        let more = poll_until(source, "a sentinel", |batch| {
-            batch.iter().any(|m| batch_id(m) == id)
-        })
-        .await;
-        got.extend(more);
-    }
-}
-
-/// Messages grouped by partition, each group in delivery order.
-fn by_partition(messages: &[QueueMessage]) -> BTreeMap<i32, Vec<&QueueMessage>> {
-    let mut out: BTreeMap<i32, Vec<&QueueMessage>> = BTreeMap::new();
-    for m in messages {
-        out.entry(m.partition).or_default().push(m);
-    }
-    out
-}
-
-/// Per partition, the offset after the last message in `messages`.
-fn ends(messages: &[QueueMessage]) -> BTreeMap<i32, i64> {
-    let mut out = BTreeMap::new();
-    for m in messages {
-        let end = out.entry(m.partition).or_insert(m.offset + 1);
-        *end = (*end).max(m.offset + 1);
-    }
-    out
-}
-
-/// The first delivery of each of `wanted`, with duplicates dropped.
-fn first_deliveries<'a>(
-    messages: &'a [QueueMessage],
-    wanted: &[Envelope],
-) -> Vec<&'a QueueMessage> {
-    let ids: BTreeSet<&str> = wanted.iter().map(|e| e.meta.batch_id.as_str()).collect();
-    let mut seen = BTreeSet::new();
-    messages
-        .iter()
-        .filter(|m| ids.contains(batch_id(m)) && seen.insert(batch_id(m).to_string()))
-        .collect()
-}
-
-/// Sum of what `lag` reports over partitions.
-async fn total_lag(source: &dyn Source) -> Option<i64> {
-    match source.lag().await {
-        Ok(lag) if !lag.is_empty() => Some(lag.iter().map(|(_, l)| l).sum()),
-        Ok(_) => None,
-        Err(e) => {
-            eprintln!("lag failed: {e}");
-            None
-        }
-    }
-}
-
-/// Waits until `lag` sums to `expected`, polling meanwhile (a Kafka source
-/// refreshes its statistics while it polls). Nothing new must be published
-/// meanwhile: anything polled here fails the test.
-async fn wait_for_lag(source: &dyn Source, expected: i64) {
-    let deadline = Instant::now() + PATIENCE;
-    let mut last = None;
-    loop {
-        last = total_lag(source).await.or(last);
-        if last == Some(expected) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "lag is {last:?}, expected {expected}, after {PATIENCE:?}"
-        );
-        let polled = source.poll(10).await.unwrap_or_default();
-        assert!(
-            polled.is_empty(),
-            "nothing was published, yet {} messages arrived",
-            polled.len()
-        );
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The contract
@@ -766,6 +391,6 @@ queue_conformance!(
     lag_counts_the_messages_not_yet_committed,
     bodies_of_the_maximum_size_round_trip,
     publish_fails_retryably_while_the_queue_is_down,
-    #[kafka: ignore = "tansu 0.6 bug: after a publish times out, librdkafka's idempotent producer bumps its epoch (KIP-360) and tansu's SQLite storage panics on the next produce, failing every request after it (see kafka_pipeline.rs); the same check passes against librdkafka's mock cluster in common/tests/kafka_mock.rs"]
+    #[kafka: ignore = "tansu 0.6 bug: after a publish times out, librdkafka's idempotent producer bumps its epoch (KIP-360) and tansu's SQLite storage panics on the next produce, failing every request after it (see tests/tests/kafka_pipeline); the same check passes against librdkafka's mock cluster in common/tests/kafka_mock.rs"]
     the_same_publisher_works_again_after_the_queue_recovers,
 );
