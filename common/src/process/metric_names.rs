@@ -76,6 +76,39 @@ pub const CONSUMER_STORE_ERRORS: &str = "lucent_consumer_store_errors_total";
 /// Gauge. Messages handed out by the queue and not yet committed.
 pub const CONSUMER_IN_FLIGHT: &str = "lucent_consumer_in_flight";
 
+// ---- lucent-query ----
+
+/// Counter. Requests answered, by `route` (`sessions`, `session`, `events`,
+/// `erase`, `keys_list`, `keys_create`, `key_revoke`, `health`, `other`) and `status` code.
+pub const QUERY_REQUESTS: &str = "lucent_query_requests_total";
+/// Histogram, seconds. Time from request head to response head, by `route`
+/// (an event stream's body is sent after this).
+pub const QUERY_REQUEST_DURATION: &str = "lucent_query_request_duration_seconds";
+/// Counter. Requests refused with 401 or 403, by `reason` (`missing`,
+/// `malformed`, `public_key`: a `luc_pk_` key, `unknown`, `revoked`, `scope`: 403).
+pub const QUERY_AUTH_FAILURES: &str = "lucent_query_auth_failures_total";
+/// Counter. Requests refused with 429.
+pub const QUERY_RATE_LIMITED: &str = "lucent_query_rate_limited_total";
+/// Counter. `DELETE /api/v1/sessions/{id}` calls that erased (or re-erased) a session.
+pub const QUERY_SESSIONS_ERASED: &str = "lucent_query_sessions_erased_total";
+/// Counter, bytes. Body bytes of event streams sent, after any gzip.
+pub const QUERY_EVENTS_SENT_BYTES: &str = "lucent_query_events_sent_bytes_total";
+/// Gauge. Event streams being sent.
+pub const QUERY_EVENT_STREAMS: &str = "lucent_query_event_streams";
+/// Counter. Event streams aborted after their 200 was sent, by `reason`
+/// (`store`: a read failed; `corrupt`: a stored chunk could not be decoded).
+pub const QUERY_STREAM_ERRORS: &str = "lucent_query_stream_errors_total";
+/// Counter. Store calls that failed while answering a request, by `kind` (`retryable`, `permanent`).
+pub const QUERY_STORE_ERRORS: &str = "lucent_query_store_errors_total";
+/// Gauge. Secret keys in the in-memory secret table (active and revoked).
+pub const QUERY_SECRET_CACHE_KEYS: &str = "lucent_query_secret_cache_keys";
+/// Gauge, seconds. Time since the secret table was last loaded.
+pub const QUERY_SECRET_CACHE_AGE: &str = "lucent_query_secret_cache_age_seconds";
+/// Counter. Failed secret table reloads.
+pub const QUERY_SECRET_REFRESH_FAILURES: &str = "lucent_query_secret_refresh_failures_total";
+/// Gauge. Open client connections.
+pub const QUERY_CONNECTIONS: &str = "lucent_query_connections";
+
 /// Histogram buckets for latencies, in seconds: 0.5 ms to 10 s, dense around the
 /// single-digit milliseconds where the ingest p99 target sits.
 pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
@@ -117,4 +150,21 @@ pub const ALL_CONSUMER: &[&str] = &[
     CONSUMER_STORE_WRITE_DURATION,
     CONSUMER_STORE_ERRORS,
     CONSUMER_IN_FLIGHT,
+];
+
+/// Every lucent-query metric name.
+pub const ALL_QUERY: &[&str] = &[
+    QUERY_REQUESTS,
+    QUERY_REQUEST_DURATION,
+    QUERY_AUTH_FAILURES,
+    QUERY_RATE_LIMITED,
+    QUERY_SESSIONS_ERASED,
+    QUERY_EVENTS_SENT_BYTES,
+    QUERY_EVENT_STREAMS,
+    QUERY_STREAM_ERRORS,
+    QUERY_STORE_ERRORS,
+    QUERY_SECRET_CACHE_KEYS,
+    QUERY_SECRET_CACHE_AGE,
+    QUERY_SECRET_REFRESH_FAILURES,
+    QUERY_CONNECTIONS,
 ];
