@@ -1,0 +1,229 @@
+//! The accept loop, connection limits, and the shutdown order.
+//!
+//! Connections: at most `max_connections` open (the permit is taken before
+//! `accept`, so past it new ones wait in the kernel's backlog); a connection
+//! with no complete request head within `first_request_timeout` of accept is
+//! dropped (silent sockets, partial HTTP/2 prefaces, slowloris heads: nothing
+//! is owed to such a peer); each later HTTP/1 head must arrive within
+//! `header_read_timeout` of the previous response (hyper's timer), which also
+//! closes idle keep-alive connections. An idle HTTP/2 connection stays open,
+//! within the connection limit; keep-alive pings close one whose peer vanished.
+//!
+//! Shutdown, in order, the whole within the drain timeout plus a second:
+//! 1. stop accepting (the listener is dropped; new connections are refused);
+//! 2. tell every connection to finish: HTTP/1 ones close after their current
+//!    response (an event stream is sent to its end), HTTP/2 ones send GOAWAY;
+//! 3. wait for them, at most `drain_timeout`, then drop every connection still
+//!    open (an event stream then stops at its next frame);
+//! 4. stop the secret refresher, the housekeeping and the admin listener.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use lucent_common::process::admin::{self, Readiness};
+use lucent_common::process::metric_names as m;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+
+/// Largest request head hyper buffers, per connection: real heads are well
+/// under 8 KiB (nginx allows 32 KiB); hyper's own HTTP/1 default is about 400 KB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Quiet time on an HTTP/2 connection after which the server sends a PING...
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// ...and how long the peer has to answer it before the connection is closed.
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent requests one HTTP/2 connection may open. Event streams are
+/// bounded on their own (`max_event_streams`); this bounds the rest.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
+/// How often the cache-age gauge is updated and idle rate-limit logs are swept.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
+/// Time each step after draining (dropping what is left, stopping the admin
+/// listener) gets at most.
+const STEP_TIME: Duration = Duration::from_secs(1);
+
+/// Connection-level limits and timings.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Most open client connections.
+    pub max_connections: usize,
+    /// Time from accept to the first complete request head.
+    pub first_request_timeout: Duration,
+    /// Time for each later HTTP/1 request head, from the previous response.
+    pub header_read_timeout: Duration,
+    /// Longest wait for in-flight requests at shutdown.
+    pub drain_timeout: Duration,
+    /// How often the secret table is reloaded.
+    pub secret_refresh_interval: Duration,
+}
+
+/// Serves `app` on `listener` and the admin endpoints (`metrics`, the
+/// process's recorder, among them) on `admin_listener` until `shutdown`
+/// resolves, then drains (see the module doc).
+pub async fn run(
+    app: Arc<App>,
+    limits: ServerLimits,
+    metrics: PrometheusHandle,
+    (listener, admin_listener): (TcpListener, TcpListener),
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        metrics,
+        Arc::new(AppReadiness(app.clone())) as Arc<dyn Readiness>,
+        async {
+            let _ = admin_stopped.await;
+        },
+    ));
+
+    // Load the secret table before serving when the store answers; a store
+    // that is down at start leaves /readyz at 503 and the refresher retrying.
+    if let Err(e) = app.secrets.refresh(app.stores.secrets.as_ref()).await {
+        tracing::warn!(error = %e, "initial secret table load failed; retrying in the background");
+    }
+    let refresher = app
+        .secrets
+        .spawn_refresher(app.stores.secrets.clone(), limits.secret_refresh_interval);
+    let housekeeping = spawn_housekeeping(app.clone());
+
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    let builder = builder(&limits);
+    metrics::gauge!(m::QUERY_CONNECTIONS).increment(0.0);
+
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually EMFILE: back off so the loop does not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Finished connection tasks are reaped here, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let requested = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (app, requested) = (app.clone(), requested.clone());
+            service_fn(move |req| {
+                requested.store(true, Ordering::Relaxed);
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.respond(req).await) }
+            })
+        };
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
+        let first_request_timeout = limits.first_request_timeout;
+        connections.spawn(async move {
+            let open = metrics::gauge!(m::QUERY_CONNECTIONS);
+            open.increment(1.0);
+            let no_request_in_time = async {
+                tokio::time::sleep(first_request_timeout).await;
+                if requested.load(Ordering::Relaxed) {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                () = no_request_in_time => {
+                    tracing::debug!("closing a connection that sent no request in time");
+                }
+            }
+            open.decrement(1.0);
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?limits.drain_timeout, "drain timed out; closing remaining connections");
+    }
+    connections.abort_all();
+    let _ = tokio::time::timeout(STEP_TIME, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    refresher.abort();
+    housekeeping.abort();
+    let _ = stop_admin.send(());
+    if tokio::time::timeout(STEP_TIME, admin_task).await.is_err() {
+        tracing::warn!("admin listener did not stop in time");
+    }
+    tracing::info!("shutdown complete");
+}
+
+/// The HTTP settings of every connection.
+fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    builder
+}
+
+/// Periodic upkeep: the secret-cache age gauge and the limiter's idle-key sweep.
+fn spawn_housekeeping(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        loop {
+            ticker.tick().await;
+            metrics::gauge!(m::QUERY_SECRET_CACHE_AGE).set(app.secrets.age_secs());
+            app.limiter.sweep();
+        }
+    })
+}
+
+struct AppReadiness(Arc<App>);
+
+#[async_trait::async_trait]
+impl Readiness for AppReadiness {
+    async fn check(&self) -> Result<(), String> {
+        self.0.check_ready()
+    }
+}
