@@ -1,0 +1,379 @@
+//! An in-process `lucent-query` on port 0 over a SQLite store in a temporary
+//! directory, with a clock the test moves, a small HTTP client, and helpers
+//! that write sessions the way the consumer does. The server shuts down when
+//! the handle is dropped, even if the test panics.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use lucent_common::backend::error::StoreError;
+use lucent_common::backend::secret_store::{SecretRecord, SecretStore};
+use lucent_common::backend::session_store::{Chunk, SessionReader, SessionStore, Written};
+use lucent_common::domain::clock::ManualClock;
+use lucent_common::domain::codec::zstd_compress;
+use lucent_common::domain::secret_key::{Scope, SecretKey};
+use lucent_common::sqlite::store::SqliteStore;
+use lucent_query::app::AppLimits;
+use lucent_query::server::ServerLimits;
+use lucent_query::{serve_with, Parts};
+use tokio::net::TcpListener;
+
+/// The test clock's start: 2027-01-15T08:00:00Z.
+pub const T0_MS: u64 = 1_800_000_000_000;
+pub const DAY_MS: u64 = 86_400_000;
+
+pub struct Options {
+    pub app: AppLimits,
+    pub server: ServerLimits,
+    /// Wraps the store's session reader (to make reads fail on cue) when set.
+    pub wrap_sessions: Option<WrapReader>,
+    /// Replaces the store as the secret-key table when set.
+    pub secrets: Option<Arc<dyn SecretStore>>,
+}
+
+/// Makes the session reader the server uses out of the test's store.
+pub type WrapReader = Box<dyn FnOnce(Arc<SqliteStore>) -> Arc<dyn SessionReader> + Send>;
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            app: AppLimits {
+                rate_limit_per_minute: 10_000,
+                retention_ms: 30 * DAY_MS,
+                max_event_streams: 16,
+                body_read_timeout: Duration::from_secs(5),
+            },
+            server: ServerLimits {
+                max_connections: 100,
+                first_request_timeout: Duration::from_secs(5),
+                header_read_timeout: Duration::from_secs(5),
+                drain_timeout: Duration::from_secs(5),
+                secret_refresh_interval: Duration::from_millis(50),
+            },
+            wrap_sessions: None,
+            secrets: None,
+        }
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<SqliteStore>,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0_MS));
+        let store = Arc::new(SqliteStore::open(&dir.path().join("lucent.db")).unwrap());
+        let mut parts =
+            Parts::from_store(store.clone(), clock.clone(), options.app, options.server);
+        if let Some(wrap) = options.wrap_sessions {
+            parts.stores.sessions = wrap(store.clone());
+        }
+        if let Some(secrets) = options.secrets {
+            parts.stores.secrets = secrets;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_with(parts, listener, admin, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            admin_addr,
+            clock,
+            store,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts the shutdown; the handle ends when the server has stopped.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("shut down once")
+    }
+
+    /// Creates a secret key directly in the store and waits until the server
+    /// knows it; returns the key and its id.
+    pub async fn secret_with_id(&self, org: &str, scope: Scope) -> (String, String) {
+        let key = SecretKey::generate();
+        let id = lucent_query::secrets_cli::new_secret_id();
+        self.store
+            .create_secret(&SecretRecord {
+                id: id.clone(),
+                digest: key.digest(),
+                last_four: key.last_four(),
+                org_id: org.into(),
+                scope,
+                name: "test".into(),
+                created_at_ms: T0_MS,
+                revoked_at_ms: None,
+            })
+            .await
+            .unwrap();
+        let key = key.expose().to_string();
+        self.wait_for(&key, |status| status != 401).await;
+        (key, id)
+    }
+
+    pub async fn secret(&self, org: &str, scope: Scope) -> String {
+        self.secret_with_id(org, scope).await.0
+    }
+
+    /// Polls until a request with `key` gets a status `done` accepts (the
+    /// refresher runs every 50 ms; a request is the only way to see it). A
+    /// hang guard, not a timing assertion.
+    pub async fn wait_for(&self, key: &str, done: impl Fn(u16) -> bool) {
+        for _ in 0..500 {
+            let status = self
+                .get(key, "/api/v1/sessions/probe")
+                .await
+                .status
+                .as_u16();
+            if done(status) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the secret table never showed the change");
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        send(self.addr, method, path, headers, body.into())
+            .await
+            .expect("the response body arrives whole")
+    }
+
+    /// A request carrying `key` as a bearer token.
+    pub async fn call(&self, method: Method, key: &str, path: &str, body: &str) -> Reply {
+        let auth = format!("Bearer {key}");
+        self.request(method, path, &[("authorization", &auth)], body.to_string())
+            .await
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> Reply {
+        self.call(Method::GET, key, path, "").await
+    }
+
+    /// Writes one batch as the consumer would: each entry of `parts` is one
+    /// stored part of the batch, holding those raw events.
+    pub async fn put(&self, batch: Batch<'_>) -> Written {
+        self.store.put_batch(&batch.chunks()).await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// One batch to store.
+#[derive(Debug, Clone)]
+pub struct Batch<'a> {
+    pub org: &'a str,
+    pub session: &'a str,
+    pub window: &'a str,
+    pub seq: u64,
+    pub received_ms: u64,
+    /// The raw events of each part, exactly as a client sent them.
+    pub parts: Vec<Vec<&'a str>>,
+    pub url: Option<&'a str>,
+}
+
+impl<'a> Batch<'a> {
+    /// A one-part batch of `events`.
+    pub fn new(
+        org: &'a str,
+        session: &'a str,
+        window: &'a str,
+        seq: u64,
+        events: &[&'a str],
+    ) -> Batch<'a> {
+        Batch {
+            org,
+            session,
+            window,
+            seq,
+            received_ms: T0_MS,
+            parts: vec![events.to_vec()],
+            url: None,
+        }
+    }
+
+    pub fn received(mut self, ms: u64) -> Batch<'a> {
+        self.received_ms = ms;
+        self
+    }
+
+    pub fn chunks(&self) -> Vec<Chunk> {
+        let part_count = self.parts.len() as u32;
+        self.parts
+            .iter()
+            .enumerate()
+            .map(|(part, events)| {
+                let json = format!("[{}]", events.join(","));
+                let parsed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+                let times: Vec<u64> = parsed
+                    .iter()
+                    .filter_map(|e| e["timestamp"].as_u64())
+                    .collect();
+                Chunk {
+                    org_id: self.org.into(),
+                    session_id: self.session.into(),
+                    window_id: self.window.into(),
+                    seq: self.seq,
+                    part: part as u32,
+                    part_count,
+                    events_zstd: zstd_compress(json.as_bytes()),
+                    event_count: events.len() as u32,
+                    first_event_ms: times.iter().copied().min().unwrap_or(0),
+                    last_event_ms: times.iter().copied().max().unwrap_or(0),
+                    has_full_snapshot: parsed.iter().any(|e| e["type"] == 2),
+                    raw_bytes: json.len() as u64,
+                    url: self.url.map(str::to_string),
+                    user_agent: "test-agent/1.0".into(),
+                    received_ms: self.received_ms,
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The body, gunzipped when the response says it is gzip.
+    pub fn text(&self) -> String {
+        if self.header("content-encoding") == Some("gzip") {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&self.body[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        } else {
+            String::from_utf8(self.body.to_vec()).unwrap()
+        }
+    }
+
+    /// Asserts the status, the contract's error body and the security headers.
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        assert_eq!(self.json(), serde_json::json!({ "error": message }));
+        self.assert_security_headers();
+    }
+
+    pub fn assert_status(&self, status: u16) -> &Reply {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        self.assert_security_headers();
+        self
+    }
+
+    pub fn assert_security_headers(&self) {
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+        ] {
+            assert_eq!(
+                self.header(name),
+                Some(value),
+                "{name} in {:?}",
+                self.headers
+            );
+        }
+    }
+}
+
+/// Sends one request on a fresh connection; `Err` when the response broke
+/// off (the server aborted it).
+pub async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Reply, String> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.request(req.body(Full::new(body)).unwrap()),
+    )
+    .await
+    .expect("hang guard: no response head in 30 s")
+    .map_err(|e| e.to_string())?;
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(30), body.collect())
+        .await
+        .expect("hang guard: no whole body in 30 s")
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// The error of a store that is down, for readers and tables that fail on cue.
+pub fn outage() -> StoreError {
+    StoreError::unavailable("injected outage")
+}
