@@ -103,14 +103,12 @@ impl KafkaConfig {
     /// Refuses overrides of [`FIXED_SETTINGS`], naming the key to drop.
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.brokers.trim().is_empty() {
-            return Err(StoreError::Permanent(
-                "kafka needs at least one broker".into(),
-            ));
+            return Err(StoreError::permanent("kafka needs at least one broker"));
         }
         for (key, _) in &self.overrides {
             let key = key.trim();
             if let Some((_, why)) = FIXED_SETTINGS.iter().find(|(fixed, _)| *fixed == key) {
-                return Err(StoreError::Permanent(format!(
+                return Err(StoreError::permanent(format!(
                     "kafka setting `{key}` cannot be overridden ({why}); remove it from the overrides"
                 )));
             }
@@ -172,7 +170,7 @@ pub(crate) fn millis(d: Duration) -> String {
 
 /// A client creation failure: bad configuration is permanent.
 pub(crate) fn creation_error(what: &str, e: KafkaError) -> StoreError {
-    StoreError::Permanent(format!("cannot create kafka {what}: {e}"))
+    StoreError::permanent_from(format!("cannot create kafka {what}"), e)
 }
 
 /// Routes librdkafka's log and error callbacks into `tracing`.

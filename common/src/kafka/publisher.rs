@@ -319,13 +319,13 @@ impl KafkaDeadLetterProducer {
         )
         .await;
         match sent {
-            Err(_elapsed) => Err(StoreError::Unavailable(
-                "dead-letter topic did not acknowledge in time".into(),
+            Err(_elapsed) => Err(StoreError::unavailable(
+                "dead-letter topic did not acknowledge in time",
             )),
             Ok(Ok(_delivered)) => Ok(()),
             Ok(Err((e, _message))) => Err(match publish_error(&e) {
-                PublishError::Rejected(why) => StoreError::Permanent(why),
-                other => StoreError::Unavailable(format!("dead letter not written: {other}")),
+                PublishError::Rejected(_) => StoreError::permanent_from("dead letter refused", e),
+                _ => StoreError::unavailable_from("dead letter not written", e),
             }),
         }
     }

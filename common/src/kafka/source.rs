@@ -224,9 +224,7 @@ impl KafkaSource {
         options: &KafkaSourceOptions,
     ) -> Result<KafkaSource, StoreError> {
         if options.group_id.trim().is_empty() {
-            return Err(StoreError::Permanent(
-                "kafka source needs a consumer group".into(),
-            ));
+            return Err(StoreError::permanent("kafka source needs a consumer group"));
         }
         let settings: Vec<(&str, String)> = vec![
             ("group.id", options.group_id.clone()),
@@ -251,9 +249,9 @@ impl KafkaSource {
                 assignment: Mutex::new(Assignment::default()),
             })
             .map_err(|e| creation_error("consumer", e))?;
-        consumer
-            .subscribe(&[RAW_TOPIC])
-            .map_err(|e| StoreError::Permanent(format!("cannot subscribe to {RAW_TOPIC}: {e}")))?;
+        consumer.subscribe(&[RAW_TOPIC]).map_err(|e| {
+            StoreError::permanent_from(format!("cannot subscribe to {RAW_TOPIC}"), e)
+        })?;
         Ok(KafkaSource {
             consumer,
             poll_wait: options.poll_wait,
@@ -294,7 +292,7 @@ impl KafkaSource {
         };
         match result {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(format!("kafka commit failed: {e}"))),
+            Err(e) => Err(StoreError::unavailable_from("kafka commit failed", e)),
         }
     }
 
@@ -395,8 +393,10 @@ pub fn headers_from_json(headers_json: &str) -> Vec<(String, String)> {
 
 fn consume_error(e: KafkaError) -> StoreError {
     match e {
-        KafkaError::MessageConsumptionFatal(_) => StoreError::Permanent(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
+        KafkaError::MessageConsumptionFatal(_) => {
+            StoreError::permanent_from("consuming from kafka", e)
+        }
+        _ => StoreError::unavailable_from("consuming from kafka", e),
     }
 }
 
@@ -459,7 +459,7 @@ impl Source for KafkaSource {
         let mut offsets = TopicPartitionList::with_capacity(1);
         offsets
             .add_partition_offset(RAW_TOPIC, partition, Offset::Offset(next_offset))
-            .map_err(|e| StoreError::Permanent(e.to_string()))?;
+            .map_err(|e| StoreError::permanent_from("naming the kafka offset to store", e))?;
         // Stored under the lock, so a concurrent revoke cannot slip between the
         // ownership check and the store.
         match self.consumer.store_offsets(&offsets) {
@@ -471,9 +471,7 @@ impl Source for KafkaSource {
             Err(KafkaError::StoreOffset(
                 RDKafkaErrorCode::State | RDKafkaErrorCode::UnknownPartition,
             )) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "kafka offset store failed: {e}"
-            ))),
+            Err(e) => Err(StoreError::unavailable_from("kafka offset store failed", e)),
         }
     }
 

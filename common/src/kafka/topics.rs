@@ -40,7 +40,7 @@ pub async fn create_topics(
     overrides: &[(String, String)],
 ) -> Result<(), StoreError> {
     if partitions < 1 || replication < 1 {
-        return Err(StoreError::Permanent(format!(
+        return Err(StoreError::permanent(format!(
             "topics need at least one partition and one replica (got {partitions} and {replication})"
         )));
     }
@@ -89,7 +89,7 @@ pub async fn create_topics(
     let results = admin
         .create_topics(&specs, &options)
         .await
-        .map_err(|e| StoreError::Unavailable(format!("creating kafka topics failed: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("creating kafka topics failed", e))?;
     for result in results {
         match result {
             Ok(topic) => tracing::info!(topic, partitions, replication, "kafka topic created"),
@@ -117,7 +117,7 @@ async fn existing_topics(
         let metadata = admin
             .inner()
             .fetch_metadata(None, ADMIN_TIMEOUT)
-            .map_err(|e| StoreError::Unavailable(format!("kafka metadata: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("kafka metadata", e))?;
         let mut names = Vec::new();
         for topic in metadata.topics() {
             if (topic.name() == RAW_TOPIC || topic.name() == DLQ_TOPIC) && topic.error().is_none() {
@@ -136,13 +136,13 @@ async fn existing_topics(
         Ok(Existing { admin, names })
     })
     .await
-    .map_err(|e| StoreError::Unavailable(format!("metadata task failed: {e}")))?
+    .map_err(|e| StoreError::unavailable_from("metadata task failed", e))?
 }
 
 /// Whether retrying the creation may help.
 fn admin_error(topic: &str, code: RDKafkaErrorCode) -> StoreError {
     use RDKafkaErrorCode::*;
-    let message = format!("creating kafka topic {topic} failed: {code}");
+    let context = format!("creating kafka topic {topic} failed");
     match code {
         InvalidPartitions
         | InvalidReplicationFactor
@@ -154,7 +154,7 @@ fn admin_error(topic: &str, code: RDKafkaErrorCode) -> StoreError {
         | InvalidRequest
         | UnsupportedVersion
         | UnsupportedFeature
-        | InvalidTopic => StoreError::Permanent(message),
-        _ => StoreError::Unavailable(message),
+        | InvalidTopic => StoreError::permanent_from(context, code),
+        _ => StoreError::unavailable_from(context, code),
     }
 }

@@ -30,7 +30,7 @@ impl KafkaFlags {
                     .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                     .filter(|(k, _)| !k.is_empty())
                     .ok_or_else(|| {
-                        StoreError::Permanent(format!("--kafka-option {o:?}: expected KEY=VALUE"))
+                        StoreError::permanent(format!("--kafka-option {o:?}: expected KEY=VALUE"))
                     })
             })
             .collect()

@@ -15,19 +15,25 @@ pub(crate) trait Permanence {
 }
 
 /// Turns a driver error into a `StoreError` saying what we were doing.
-pub(crate) fn fail<E: Permanence + std::fmt::Display>(
-    what: &'static str,
-) -> impl Fn(E) -> StoreError {
-    move |e| to_store_error(&e, format!("{what}: {e}"))
+pub(crate) fn fail<E: DriverError>(what: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| to_store_error(what, e)
 }
 
-pub(crate) fn to_store_error(e: &impl Permanence, message: String) -> StoreError {
+/// `e` as the source of a `StoreError` about `context`, permanent or not as `e` is.
+pub(crate) fn to_store_error(context: impl Into<String>, e: impl DriverError) -> StoreError {
     if e.is_permanent() {
-        StoreError::Permanent(message)
+        StoreError::permanent_from(context, e)
     } else {
-        StoreError::Unavailable(message)
+        StoreError::unavailable_from(context, e)
     }
 }
+
+/// A driver error that can be the source of a `StoreError`.
+pub(crate) trait DriverError:
+    Permanence + std::error::Error + Send + Sync + 'static
+{
+}
+impl<E: Permanence + std::error::Error + Send + Sync + 'static> DriverError for E {}
 
 impl Permanence for DbError {
     fn is_permanent(&self) -> bool {
@@ -173,5 +179,15 @@ mod tests {
         .is_retryable());
         assert!(!classify(attempt(DbError::SyntaxError)).is_retryable());
         assert!(!classify(attempt(DbError::Invalid)).is_retryable());
+    }
+
+    #[test]
+    fn the_driver_error_is_the_source() {
+        use std::error::Error;
+        let e = fail::<ExecutionError>("reading keys")(ExecutionError::EmptyPlan);
+        assert!(e
+            .to_string()
+            .starts_with("backend unavailable: reading keys: "));
+        assert!(e.source().unwrap().is::<ExecutionError>());
     }
 }

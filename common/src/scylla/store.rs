@@ -184,7 +184,7 @@ pub(crate) async fn prepare(
     let mut statement = session.prepare(cql).await.map_err(|e| {
         // Name the statement: a failure here is usually a table of another shape.
         let cql = cql.split_whitespace().collect::<Vec<_>>().join(" ");
-        to_store_error(&e, format!("preparing `{cql}`: {e}"))
+        to_store_error(format!("preparing `{cql}`"), e)
     })?;
     statement.set_consistency(consistency);
     statement.set_is_idempotent(true);
@@ -207,13 +207,13 @@ impl ScyllaStore {
         if !(replication.starts_with('{') && replication.ends_with('}'))
             || replication.contains(';')
         {
-            return Err(StoreError::Permanent(format!(
+            return Err(StoreError::permanent(format!(
                 "replication {replication:?} must be a CQL map literal, e.g. \
                  {{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}}"
             )));
         }
         if options.ttl_secs == 0 || options.ttl_secs > MAX_TTL_SECS {
-            return Err(StoreError::Permanent(format!(
+            return Err(StoreError::permanent(format!(
                 "ttl_secs {} must be between 1 and {MAX_TTL_SECS}",
                 options.ttl_secs
             )));

@@ -61,7 +61,7 @@ where
             (Some(Err(e)), _) => Err(StoreError::from(e)),
             (_, Err(e)) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (None, Ok(())) => Err(StoreError::Unavailable("job never ran".into())),
+            (None, Ok(())) => Err(StoreError::unavailable("job never ran")),
         };
         // The caller may have given up waiting (deadline); that is fine.
         let _ = self.reply.send(result);
@@ -96,7 +96,7 @@ pub fn open_connection_with_page_size(
 ) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            StoreError::unavailable_from(format!("cannot create {}", dir.display()), e)
         })?;
     }
     let conn = Connection::open(path)?;
@@ -139,9 +139,7 @@ impl SqliteWriter {
             std::thread::Builder::new()
                 .name(format!("{thread_name}-checkpoint"))
                 .spawn(move || checkpoint_loop(checkpointer, watch, wal_limit_bytes, &restart_due))
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot start checkpoint thread: {e}"))
-                })?;
+                .map_err(|e| StoreError::unavailable_from("cannot start checkpoint thread", e))?;
         }
         Ok(writer)
     }
@@ -168,7 +166,7 @@ impl SqliteWriter {
                 let _alive = writer_alive;
                 write_loop(conn, receiver, &writer_restart_due)
             })
-            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot start writer thread", e))?;
         Ok((SqliteWriter { jobs }, restart_due, alive))
     }
 
@@ -188,10 +186,10 @@ impl SqliteWriter {
         self.jobs
             .send(job)
             .await
-            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
+            .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?;
         answer
             .await
-            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?
+            .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?
     }
 
     /// Waits until every job queued before this call has committed.
@@ -228,7 +226,7 @@ impl SqliteReader {
             work(&conn).map_err(StoreError::from)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+        .map_err(|e| StoreError::unavailable_from("reader task failed", e))?
     }
 }
 
@@ -317,10 +315,16 @@ fn write_loop(
 }
 
 fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
+    // When the transaction around the jobs fails, every job fails with its error
+    // (shared: rusqlite's errors cannot be cloned), as retryable: the jobs' own
+    // work did not fail.
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let reason = StoreError::from(e).to_string();
+        let e = Arc::new(e);
         for job in group {
-            job.complete(Err(StoreError::Unavailable(reason.clone())));
+            job.complete(Err(StoreError::unavailable_from(
+                "starting a write transaction",
+                Arc::clone(&e),
+            )));
         }
         return;
     }
@@ -341,14 +345,17 @@ fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
             }
         }
     }
-    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let committed = conn.execute_batch("COMMIT").map_err(Arc::new);
     if committed.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for job in group {
         job.complete(match &committed {
             Ok(()) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            Err(e) => Err(StoreError::unavailable_from(
+                "committing a write transaction",
+                Arc::clone(e),
+            )),
         });
     }
 }

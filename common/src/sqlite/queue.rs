@@ -210,7 +210,7 @@ impl Source for SqliteSource {
 
     async fn commit(&self, partition: i32, next_offset: i64) -> Result<(), StoreError> {
         if partition != 0 {
-            return Err(StoreError::Permanent(format!(
+            return Err(StoreError::permanent(format!(
                 "the sqlite log has no partition {partition}"
             )));
         }

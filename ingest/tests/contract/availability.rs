@@ -53,7 +53,7 @@ impl KeyStore for FlakyKeyStore {
         if self.up.load(Ordering::SeqCst) {
             Ok(self.keys.clone())
         } else {
-            Err(StoreError::Unavailable("down for the test".into()))
+            Err(StoreError::unavailable("down for the test"))
         }
     }
     async fn create(&self, _: &KeyRecord) -> Result<(), StoreError> {

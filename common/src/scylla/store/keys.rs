@@ -35,7 +35,7 @@ impl KeyStore for ScyllaStore {
             .await?
             .is_some()
         {
-            return Err(StoreError::Permanent(format!(
+            return Err(StoreError::permanent(format!(
                 "key {} already exists",
                 record.key.key_id()
             )));
@@ -84,7 +84,7 @@ impl SecretStore for ScyllaStore {
     async fn create_secret(&self, record: &SecretRecord) -> Result<(), StoreError> {
         let select = &self.statements.select_secret;
         if self.revocation(select, &record.id).await?.is_some() {
-            return Err(StoreError::Permanent(format!(
+            return Err(StoreError::permanent(format!(
                 "secret key {} already exists",
                 record.id
             )));

@@ -53,7 +53,7 @@ pub fn parse_consistency(name: &str) -> Result<Consistency, StoreError> {
         "EACH_QUORUM" => Consistency::EachQuorum,
         "LOCAL_ONE" => Consistency::LocalOne,
         _ => {
-            return Err(StoreError::Permanent(format!(
+            return Err(StoreError::permanent(format!(
                 "unknown consistency level {name:?}: use one of ONE, LOCAL_ONE, TWO, THREE, \
                  QUORUM, LOCAL_QUORUM, ALL, EACH_QUORUM"
             )))
@@ -70,7 +70,7 @@ pub(super) fn check_keyspace(keyspace: &str) -> Result<(), StoreError> {
     if valid {
         Ok(())
     } else {
-        Err(StoreError::Permanent(format!(
+        Err(StoreError::permanent(format!(
             "keyspace {keyspace:?} must be a letter followed by at most 47 of [A-Za-z0-9_]"
         )))
     }

@@ -36,7 +36,7 @@ impl Position {
                 })
             })
             .ok_or_else(|| {
-                StoreError::Permanent(format!("not a session listing cursor: {cursor:?}"))
+                StoreError::permanent(format!("not a session listing cursor: {cursor:?}"))
             })
     }
 }

@@ -18,8 +18,8 @@ impl SessionStore for ScyllaStore {
                     first.seq,
                 )
         }) {
-            return Err(StoreError::Permanent(
-                "put_batch: every part must belong to the same (org, session, window, seq)".into(),
+            return Err(StoreError::permanent(
+                "put_batch: every part must belong to the same (org, session, window, seq)",
             ));
         }
         let (org_id, session_id) = (first.org_id.as_str(), first.session_id.as_str());

@@ -17,7 +17,7 @@ fn parse_cursor(cursor: &str) -> Result<(u64, &str), StoreError> {
     cursor
         .split_once(':')
         .and_then(|(ms, id)| Some((ms.parse().ok()?, id)))
-        .ok_or_else(|| StoreError::Permanent(format!("not a session listing cursor: {cursor:?}")))
+        .ok_or_else(|| StoreError::permanent(format!("not a session listing cursor: {cursor:?}")))
 }
 
 /// Folds one session from its chunk summaries; `None` when it has no chunks.
