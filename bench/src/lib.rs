@@ -15,12 +15,14 @@
 //! - [`consumer`]: the consumer scenario and its gunzip + parse baseline.
 //! - [`scenarios`]: `all`, the order of the runs and what each reports.
 //! - [`report`]: Markdown tables and target verdicts.
+//! - [`query`]: `query`, the read API (lucent-query) on a seeded store.
 
 pub mod consumer;
 pub mod keys;
 pub mod load;
 pub mod payload;
 pub mod procs;
+pub mod query;
 pub mod report;
 pub mod scenarios;
 pub mod servers;

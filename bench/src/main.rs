@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lucent_bench::load::{self, LoadSpec, Mode};
 use lucent_bench::payload::{self, Mix, RequestPool};
+use lucent_bench::query::{self, seed::SeedSpec, QueryOptions};
 use lucent_bench::report::{ms, rate};
 use lucent_bench::scenarios::{self, Options};
 use lucent_bench::{keys, servers};
@@ -53,6 +54,9 @@ enum Command {
     },
     /// One load run against a server that is already up (for profiling).
     Load(LoadArgs),
+    /// The read API (lucent-query) on a seeded store: listing latency, events
+    /// throughput and memory; prints the Markdown report and writes it to --out.
+    Query(QueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,14 +93,58 @@ struct AllArgs {
     /// Short runs for trying the bench out (numbers are noisier).
     #[arg(long)]
     quick: bool,
-    /// Where lucent-ingest and lucent-consumer are; default: next to this binary.
+    #[command(flatten)]
+    dirs: Dirs,
+    /// Where the report is written.
+    #[arg(long, default_value = "target/bench/latest.md")]
+    out: PathBuf,
+}
+
+/// Where the binaries under test are, and the scratch space.
+#[derive(Debug, Args)]
+struct Dirs {
+    /// Where the binaries under test are (lucent-ingest, lucent-consumer,
+    /// lucent-query); default: next to this binary.
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Scratch space for the servers' files (removed afterwards).
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// Sessions in the benchmarked organization, the large one included.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// Sessions in another organization, sharing the tables.
+    #[arg(long, default_value_t = 10_000)]
+    other_org_sessions: usize,
+    /// MiB of event JSON in the large session.
+    #[arg(long, default_value_t = 256)]
+    large_session_mib: u64,
+    /// Windows of the large session.
+    #[arg(long, default_value_t = 2)]
+    windows: usize,
+    /// KiB of event JSON per batch of the large session.
+    #[arg(long, default_value_t = 1024)]
+    batch_kib: usize,
+    /// Timed requests of each latency series.
+    #[arg(long, default_value_t = 200)]
+    requests: usize,
+    /// Timed streams of each events variant (the median counts).
+    #[arg(long, default_value_t = 3)]
+    stream_runs: usize,
+    /// How many sessions into the listing the deep page starts.
+    #[arg(long, default_value_t = 50_000)]
+    deep: usize,
+    /// A small store and few runs, for trying the bench out.
+    #[arg(long)]
+    quick: bool,
+    #[command(flatten)]
+    dirs: Dirs,
     /// Where the report is written.
-    #[arg(long, default_value = "target/bench/latest.md")]
+    #[arg(long, default_value = "target/bench/query.md")]
     out: PathBuf,
 }
 
@@ -143,6 +191,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Load(args) => load_once(args),
+        Command::Query(args) => query(args),
     }
 }
 
@@ -154,21 +203,28 @@ fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn all(a: AllArgs) -> anyhow::Result<()> {
-    let bin_dir = match a.bin_dir {
+/// `dir`, or this binary's directory, once it holds every binary of `packages`.
+fn bin_dir(dir: Option<PathBuf>, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
         Some(dir) => dir,
         None => std::env::current_exe()?
             .parent()
             .context("the binary has a directory")?
             .to_path_buf(),
     };
-    for name in ["lucent-ingest", "lucent-consumer"] {
+    for name in packages {
         anyhow::ensure!(
-            bin_dir.join(name).is_file(),
-            "{} is missing; build it first: cargo build --release -p lucent-ingest -p lucent-consumer -p lucent-bench",
-            bin_dir.join(name).display()
+            dir.join(name).is_file(),
+            "{} is missing; build it first: cargo build --release -p {} -p lucent-bench",
+            dir.join(name).display(),
+            packages.join(" -p ")
         );
     }
+    Ok(dir)
+}
+
+fn all(a: AllArgs) -> anyhow::Result<()> {
+    let bin_dir = bin_dir(a.dirs.bin_dir, &["lucent-ingest", "lucent-consumer"])?;
     let mut opts = Options {
         warmup: Duration::from_secs_f64(a.warmup_secs),
         measure: Duration::from_secs_f64(a.measure_secs),
@@ -180,7 +236,7 @@ fn all(a: AllArgs) -> anyhow::Result<()> {
         pin: !a.no_pin,
         kafka: !a.no_kafka,
         bin_dir,
-        work_dir: a.work_dir,
+        work_dir: a.dirs.work_dir,
         out: a.out,
     };
     if a.quick {
@@ -241,5 +297,36 @@ fn load_once(a: LoadArgs) -> anyhow::Result<()> {
         ms(r.client_lag.value_at_quantile(0.99) as f64 / 1000.0),
         r.client_cpu_secs / r.seconds,
     );
+    Ok(())
+}
+
+fn query(a: QueryArgs) -> anyhow::Result<()> {
+    let mut opts = QueryOptions {
+        seed: SeedSpec {
+            sessions: a.sessions.max(1),
+            other_org_sessions: a.other_org_sessions,
+            large_bytes: a.large_session_mib << 20,
+            large_windows: a.windows.max(1),
+            batch_bytes: a.batch_kib.max(1) << 10,
+            seed: query::seed::SEED,
+        },
+        requests: a.requests.max(1),
+        stream_runs: a.stream_runs.max(1),
+        deep: a.deep,
+        bin_dir: bin_dir(a.dirs.bin_dir, &["lucent-query"])?,
+        work_dir: a.dirs.work_dir,
+        out: a.out,
+    };
+    if a.quick {
+        opts.seed.sessions = opts.seed.sessions.min(10_000);
+        opts.seed.other_org_sessions = opts.seed.other_org_sessions.min(1_000);
+        opts.seed.large_bytes = opts.seed.large_bytes.min(32 << 20);
+        opts.requests = opts.requests.min(50);
+        opts.stream_runs = 1;
+        opts.deep = opts.deep.min(5_000);
+    }
+    let text = query::run(&opts)?;
+    println!("{text}");
+    eprintln!("report written to {}", opts.out.display());
     Ok(())
 }
