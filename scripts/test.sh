@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian machine (root) to a verdict.
 # Installs what the tests need when it is missing, then runs: formatting, clippy,
 # every Rust test (unit, contract, conformance, process-level, fault and slow
-# tests), the deploy checks, the SDK's unit and browser tests, and a short
+# tests), the read API end to end with schemathesis, the deploy checks, the SDK's unit and browser tests, and a short
 # fuzzing run of every cargo-fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/sasl/sasl.h ] || need+=(libsasl2-dev)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
+# schemathesis (scripts/query_e2e.sh) installs into a venv: Debian ships ensurepip apart.
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -42,6 +44,9 @@ cargo build --workspace --bins
 
 step "cargo test (everything, slow tests included)"
 cargo test --workspace
+
+step "read API end to end: demo path, then schemathesis against query/openapi.yaml"
+scripts/query_e2e.sh
 
 step "deploy checks"
 bash deploy/check.sh

@@ -7,4 +7,5 @@ pub mod clock;
 pub mod codec;
 pub mod envelope;
 pub mod secret_key;
+pub mod session_row;
 pub mod session_summary;

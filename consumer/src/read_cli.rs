@@ -5,9 +5,7 @@ use std::io::Write;
 use lucent_common::backend::error::StoreError;
 use lucent_common::backend::session_store::{PageRequest, SessionReader};
 use lucent_common::domain::codec::zstd_decompress;
-pub use lucent_common::domain::session_summary::format_time_ms;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use lucent_common::domain::session_row::{self, format_time_ms, SessionRow};
 
 /// The most a stored chunk may decompress to. Chunks are written under 1 MiB
 /// compressed from bodies of at most the decode limit; this bound only guards
@@ -45,12 +43,8 @@ pub enum ReadError {
 
 /// Parses an RFC 3339 time into epoch milliseconds.
 pub fn parse_time_ms(text: &str) -> Result<u64, ReadError> {
-    let t =
-        OffsetDateTime::parse(text, &Rfc3339).map_err(|_| ReadError::BadTime(text.to_string()))?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| ReadError::BadTime(text.to_string()))
+    session_row::parse_time_ms(text).ok_or_else(|| ReadError::BadTime(text.to_string()))
 }
-
 
 /// Writes the sessions of `org` first received in `[since_ms, until_ms]`, newest
 /// first, one row of the read API per line, a page of `page_sessions` at a time
@@ -68,10 +62,11 @@ pub async fn list_sessions(
     let mut written = 0;
     loop {
         let got = reader.list_sessions(org, since_ms, until_ms, &page).await?;
-        for s in &got.sessions {
-            writeln!(out, "{}", s.to_row())?;
-        }
         written += got.sessions.len();
+        for s in got.sessions {
+            let row = serde_json::to_string(&SessionRow::from(s)).expect("a row serializes");
+            writeln!(out, "{row}")?;
+        }
         // Shown before the next page is read: a long listing prints as it goes.
         out.flush()?;
         match got.next_cursor {
@@ -102,7 +97,13 @@ pub async fn export_session(
         let mut after = None;
         loop {
             let chunks = reader
-                .read_chunks(org, session, &window.window_id, after, EXPORT_CHUNKS_PER_READ)
+                .read_chunks(
+                    org,
+                    session,
+                    &window.window_id,
+                    after,
+                    EXPORT_CHUNKS_PER_READ,
+                )
                 .await?;
             let Some(last) = chunks.last() else { break };
             after = Some((last.seq, last.part));
@@ -210,7 +211,7 @@ mod tests {
     fn times_round_trip() {
         let ms = parse_time_ms("2026-11-27T12:00:00.250Z").unwrap();
         assert_eq!(ms, 1_795_780_800_250);
-        assert_eq!(format_time_ms(ms), "2026-11-27T12:00:00.25Z");
+        assert_eq!(format_time_ms(ms), "2026-11-27T12:00:00.250Z");
         assert!(parse_time_ms("yesterday").is_err());
     }
 }

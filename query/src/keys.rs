@@ -12,7 +12,7 @@ use crate::api_error::ApiError;
 use crate::app::App;
 use crate::body::{json_response, read_body, Body};
 use crate::query_params::percent_decode;
-use crate::rows::format_time_ms;
+use lucent_common::domain::session_row::format_time_ms;
 use crate::secret_cache::Caller;
 
 /// Largest `POST /api/v1/keys` body: it is one small object.

@@ -14,9 +14,9 @@
 //! - [`secret_cache`]: the in-memory secret-key table and its refresher.
 //! - [`rate_limit`]: the per-secret-key sliding window.
 //! - [`sessions`]: listing, one session, erasure, and the event stream's request.
+//!   A session row is `lucent_common::domain::session_row`, shared with the CLI.
 //! - [`events`]: reading, merging and streaming a session's events.
 //! - [`keys`]: the organization's public keys.
-//! - [`rows`]: the JSON of a session, and the API's time format.
 //! - [`cursor`]: the opaque listing cursor.
 //! - [`query_params`]: query strings, path segments and id syntax.
 //! - [`secrets_cli`]: `secrets create|list|revoke`.
@@ -30,7 +30,6 @@ pub mod events;
 pub mod keys;
 pub mod query_params;
 pub mod rate_limit;
-pub mod rows;
 pub mod secret_cache;
 pub mod secrets_cli;
 pub mod server;

@@ -10,7 +10,7 @@ use lucent_common::domain::clock::now_ms;
 use lucent_common::domain::secret_key::{Scope, SecretKey};
 
 use crate::query_params::valid_id;
-use crate::rows::format_time_ms;
+use lucent_common::domain::session_row::format_time_ms;
 
 /// Longest `--name`.
 pub const MAX_NAME_CHARS: usize = 200;

@@ -64,6 +64,14 @@ fn consumer_run_flags_match_the_readme() {
 }
 
 #[test]
+fn query_serve_flags_match_the_readme() {
+    let command = lucent_query::config::Cli::command();
+    let serve = command.find_subcommand("serve").unwrap();
+    assert_eq!(actual(serve), documented("query-flags"));
+    assert_eq!(actual(&command), documented("query-flags"));
+}
+
+#[test]
 fn defaults_in_code_are_the_parsed_defaults() {
     let ingest = lucent_ingest::config::ServeConfig::defaults();
     assert_eq!(ingest.listen.to_string(), "0.0.0.0:8080");

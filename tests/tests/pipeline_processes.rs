@@ -172,7 +172,9 @@ async fn cli_lists_and_exports_what_was_sent() {
     assert_eq!(rows[0]["eventCount"], 3);
     assert_eq!(rows[0]["hasFullSnapshot"], true);
     assert_eq!(rows[0]["firstUrl"], "https://acme.test/");
-    assert!(rows[0]["firstEventTime"].as_str().unwrap().ends_with('Z'));
+    assert!(rows[0]["startedAt"].as_str().unwrap().ends_with('Z'));
+    assert!(rows[0]["firstReceivedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(rows[0]["integrity"], "complete");
 
     let exported = run_cli(
         dir.path(),

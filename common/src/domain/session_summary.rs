@@ -3,10 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
 /// How many missing `seq` numbers a window lists; the rest are only counted.
 pub const MISSING_LISTED: usize = 100;
 
@@ -152,41 +148,6 @@ impl SessionSummary {
     pub fn duration_ms(&self) -> u64 {
         self.last_event_ms.saturating_sub(self.first_event_ms)
     }
-
-    /// The session row of the read API (docs/design.md §7), which the CLI prints too.
-    pub fn to_row(&self) -> Value {
-        json!({
-            "sessionId": self.session_id,
-            "firstReceivedAt": format_time_ms(self.first_received_ms),
-            "lastReceivedAt": format_time_ms(self.last_received_ms),
-            "startedAt": format_time_ms(self.first_event_ms),
-            "endedAt": format_time_ms(self.last_event_ms),
-            "durationMs": self.duration_ms(),
-            "eventCount": self.event_count,
-            "bytes": self.raw_bytes,
-            "windows": self.windows.iter().map(|w| json!({
-                "windowId": w.window_id,
-                "batches": w.batches,
-                "highestSeq": w.highest_seq,
-                "missing": w.missing,
-                "missingCount": w.missing_count,
-            })).collect::<Vec<_>>(),
-            "firstUrl": self.first_url,
-            "userAgent": self.user_agent,
-            "hasFullSnapshot": self.has_full_snapshot,
-            "integrity": self.integrity().as_str(),
-        })
-    }
-}
-
-/// Epoch milliseconds as RFC 3339 in UTC with milliseconds, e.g.
-/// `2026-12-02T05:21:48.123Z`.
-pub fn format_time_ms(ms: u64) -> String {
-    let nanos = i128::from(ms.min(i64::MAX as u64)) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 impl WindowSeqs {
@@ -285,12 +246,6 @@ mod tests {
         early.url = Some("https://early".into());
         let s = SessionSummary::from_chunks("s", 0, [late, early, meta("a", 1, 0)]).unwrap();
         assert_eq!(s.first_url.as_deref(), Some("https://early"));
-    }
-
-    #[test]
-    fn times_are_rfc3339_with_milliseconds() {
-        assert_eq!(format_time_ms(1_732_700_000_123), "2024-11-27T09:33:20.123Z");
-        assert_eq!(format_time_ms(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The JSON a session is shown as (docs/design.md §7), and the time format of
-//! every timestamp the API reads and writes: RFC 3339, UTC, milliseconds.
+//! The JSON a session is shown as (docs/design.md §7) by the read API and the
+//! CLI alike, and the time format of every timestamp they read and write:
+//! RFC 3339, UTC, milliseconds.
 
-use lucent_common::domain::session_summary::{SessionSummary, WindowSeqs};
+use crate::domain::session_summary::{SessionSummary, WindowSeqs};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
