@@ -59,6 +59,9 @@ pub const CONSUMER_LAG: &str = "lucent_consumer_lag_messages";
 pub const CONSUMER_MESSAGES: &str = "lucent_consumer_messages_total";
 /// Counter. Valid batches written to the store.
 pub const CONSUMER_BATCHES_STORED: &str = "lucent_consumer_batches_stored_total";
+/// Counter. Valid batches not written because their session was erased (a
+/// tombstone younger than the retention period).
+pub const CONSUMER_BATCHES_DROPPED_ERASED: &str = "lucent_consumer_batches_dropped_erased_total";
 /// Counter. Events written to the store.
 pub const CONSUMER_EVENTS_STORED: &str = "lucent_consumer_events_stored_total";
 /// Counter. Messages dead-lettered, by `reason` (`decode`, `too_large`, `not_json`,
