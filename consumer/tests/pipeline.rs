@@ -29,6 +29,8 @@ struct Harness {
     store: Arc<SqliteStore>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Stopped>>,
+    /// The running consumer's admin port (/metrics).
+    admin: Option<std::net::SocketAddr>,
 }
 
 impl Harness {
@@ -47,6 +49,7 @@ impl Harness {
             store,
             stop: None,
             task: None,
+            admin: None,
         };
         harness.start_consumer(tune).await;
         harness
@@ -60,6 +63,7 @@ impl Harness {
             Arc::new(SqliteSource::open(&self.dir.path().join("queue.db"), GROUP).unwrap());
         let store: Arc<dyn Store> = self.store.clone();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.admin = Some(admin.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         self.task = Some(tokio::spawn(async move {
@@ -175,6 +179,42 @@ async fn export_orders_by_window_then_seq_then_position() {
     assert_eq!((s.first_event_ms, s.last_event_ms), (t0, t0 + 101));
     assert_eq!(s.first_url.as_deref(), Some("https://shop.example/tab-a/0"));
     assert_eq!(s.user_agent, "test-agent");
+}
+
+#[tokio::test]
+async fn batches_of_an_erased_session_are_dropped_counted_and_their_siblings_stored() {
+    use lucent_common::backend::session_store::SessionStore;
+    let h = Harness::start(|_| {}).await;
+    let t0 = now_ms();
+    h.publish_json("org", &batch("erased", "", 0, events(0, 3, t0)))
+        .await;
+    h.drained().await;
+    assert_eq!(h.export("org", "erased").await.len(), 3);
+
+    h.store.erase_session("org", "erased", now_ms()).await.unwrap();
+    // Sent after the erasure: alone, and beside a batch of another session.
+    h.publish_json("org", &batch("erased", "", 1, events(3, 2, t0)))
+        .await;
+    h.publish_json(
+        "org",
+        &json!([
+            batch("erased", "", 2, events(5, 2, t0)),
+            batch("kept", "", 0, events(0, 4, t0))
+        ]),
+    )
+    .await;
+    h.drained().await;
+
+    assert_eq!(h.export("org", "erased").await, Vec::<Value>::new());
+    assert_eq!(h.export("org", "kept").await, events(0, 4, t0));
+    assert_eq!(h.store.list_dead_letters(10).await.unwrap(), vec![]);
+    let dropped = lucent_testkit::metric_value_at(
+        h.admin.unwrap(),
+        "lucent_consumer_batches_dropped_erased_total",
+    )
+    .await;
+    // The metrics recorder is shared by every test of this binary: at least ours.
+    assert!(dropped >= 2.0, "{dropped}");
 }
 
 #[tokio::test]
