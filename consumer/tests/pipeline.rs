@@ -191,7 +191,10 @@ async fn batches_of_an_erased_session_are_dropped_counted_and_their_siblings_sto
     h.drained().await;
     assert_eq!(h.export("org", "erased").await.len(), 3);
 
-    h.store.erase_session("org", "erased", now_ms()).await.unwrap();
+    h.store
+        .erase_session("org", "erased", now_ms())
+        .await
+        .unwrap();
     // Sent after the erasure: alone, and beside a batch of another session.
     h.publish_json("org", &batch("erased", "", 1, events(3, 2, t0)))
         .await;
