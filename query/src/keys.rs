@@ -12,8 +12,8 @@ use crate::api_error::ApiError;
 use crate::app::App;
 use crate::body::{json_response, read_body, Body};
 use crate::query_params::percent_decode;
-use lucent_common::domain::session_row::format_time_ms;
 use crate::secret_cache::Caller;
+use lucent_common::domain::session_row::format_time_ms;
 
 /// Largest `POST /api/v1/keys` body: it is one small object.
 pub const MAX_CREATE_BODY_BYTES: usize = 4 * 1024;

@@ -12,8 +12,8 @@ use crate::body::{full, json_response, Body};
 use crate::cursor::{self, ListCursor};
 use crate::events::{self, EventStream};
 use crate::query_params::{percent_decode, query_values, valid_id};
-use lucent_common::domain::session_row::{parse_time_ms, SessionRow};
 use crate::secret_cache::Caller;
+use lucent_common::domain::session_row::{parse_time_ms, SessionRow};
 
 /// Sessions per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
