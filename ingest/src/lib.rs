@@ -110,7 +110,7 @@ pub async fn serve(
     })?;
     let key_store = config
         .store
-        .open_without_retention()
+        .open_key_store()
         .await
         .map_err(|source| StartError::Store {
             url: config.store.store.to_string(),

@@ -45,7 +45,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             store,
             rate_limit_redis,
         } => {
-            let store = store.open_without_retention().await?;
+            let store = store.open_key_store().await?;
             let key = keys_cli::create(store.as_ref(), &org, rate_limit_per_minute).await?;
             println!("{key}");
             keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Created, key).await;
@@ -55,13 +55,13 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             store,
             rate_limit_redis,
         } => {
-            let store = store.open_without_retention().await?;
+            let store = store.open_key_store().await?;
             let key = keys_cli::revoke(store.as_ref(), &key).await?;
             eprintln!("revoked");
             keys_cli::announce(rate_limit_redis.as_deref(), KeyChange::Revoked, key).await;
         }
         KeysCommand::List { store } => {
-            let store = store.open_without_retention().await?;
+            let store = store.open_key_store().await?;
             keys_cli::list(store.as_ref(), &mut std::io::stdout().lock()).await?;
         }
     }

@@ -11,7 +11,7 @@ use crate::backend::secret_store::SecretStore;
 use crate::backend::session_store::{SessionReader, SessionStore};
 use crate::backend::source::Source;
 use crate::open::backend_url::{QueueUrl, StoreUrl};
-use crate::scylla::store::{ScyllaOptions, ScyllaStore};
+use crate::scylla::store::{ScyllaKeyStore, ScyllaOptions, ScyllaStore};
 use crate::sqlite::queue::{SqlitePublisher, SqliteSource};
 use crate::sqlite::store::SqliteStore;
 
@@ -28,6 +28,22 @@ pub async fn open_store(
         StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         StoreUrl::Scylla { nodes, keyspace } => {
             Arc::new(ScyllaStore::connect(nodes, keyspace, scylla).await?)
+        }
+    })
+}
+
+/// Opens only the key table of the store named by `url`, for processes that
+/// need nothing else (ingest, the `keys` commands). On ScyllaDB that creates the
+/// keyspace and `api_keys` alone and prepares only their statements; a SQLite
+/// store is one local file, cheap to open whole.
+pub async fn open_key_store(
+    url: &StoreUrl,
+    scylla: &ScyllaOptions,
+) -> Result<Arc<dyn KeyStore>, StoreError> {
+    Ok(match url {
+        StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        StoreUrl::Scylla { nodes, keyspace } => {
+            Arc::new(ScyllaKeyStore::connect(nodes, keyspace, scylla).await?)
         }
     })
 }

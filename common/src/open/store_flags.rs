@@ -7,8 +7,9 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::backend::error::StoreError;
+use crate::backend::key_store::KeyStore;
 use crate::open::backend_url::StoreUrl;
-use crate::open::backends::{open_store, Store};
+use crate::open::backends::{open_key_store, open_store, Store};
 use crate::scylla::store::ScyllaOptions;
 
 /// The store every binary uses unless told otherwise.
@@ -55,11 +56,22 @@ impl StoreArgs {
         open_store(&self.store, &self.scylla_options(ttl_secs)).await
     }
 
-    /// Opens the store for work that writes no session data: the key table
-    /// (ingest, the `keys` commands), exports and dead-letter listings. Keys
-    /// carry no TTL, so no retention is asked for.
+    /// Opens the store for work that writes no session data (the consumer's
+    /// exports and dead-letter listings, the secret-key commands), so asks for
+    /// no retention. Work that needs only the public keys opens
+    /// [`open_key_store`](StoreArgs::open_key_store) instead.
     pub async fn open_without_retention(&self) -> Result<Arc<dyn Store>, StoreError> {
         self.open(ScyllaOptions::default().ttl_secs).await
+    }
+
+    /// Opens only the key table (ingest, the `keys` commands). Keys carry no
+    /// TTL, so no retention is asked for.
+    pub async fn open_key_store(&self) -> Result<Arc<dyn KeyStore>, StoreError> {
+        open_key_store(
+            &self.store,
+            &self.scylla_options(ScyllaOptions::default().ttl_secs),
+        )
+        .await
     }
 }
 

@@ -20,7 +20,8 @@ use scylla::statement::Consistency;
 use crate::backend::attempt_log::{AttemptLog, Attempts};
 use crate::backend::error::StoreError;
 use crate::scylla::errors::fail;
-use crate::scylla::store::{prepare, ScyllaStore};
+use crate::scylla::store::cql::prepare;
+use crate::scylla::store::ScyllaStore;
 
 /// How long a start stays on record. A crash loop restarts within minutes; a
 /// day also covers a consumer that stays down over a night. After an offset

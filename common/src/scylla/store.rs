@@ -10,6 +10,8 @@
 //!   and revoking read the row before writing it: a create refuses an existing
 //!   key or id, a revoke answers false for one that does not exist (an `UPDATE`
 //!   alone would create a half row) and leaves an earlier revocation time alone.
+//!   `api_keys` is also [`ScyllaKeyStore`], a store of its own for processes
+//!   that need only the public keys (ingest, the `keys` commands).
 //!
 //! - [`CREATE_SESSION_CHUNKS`](super::schema::CREATE_SESSION_CHUNKS):
 //!   `session_chunks ((org_id, session_id), window_id, seq, part)`. One partition
@@ -132,8 +134,9 @@ use crate::backend::session_store::{
 use crate::domain::api_key::ApiKey;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::secret_key::{Scope, SecretDigest};
+use crate::scylla::attempts::{AttemptStatements, CREATE_PROCESSING_ATTEMPTS};
 use crate::scylla::errors::{fail, to_store_error};
-use crate::scylla::schema::TABLES;
+use crate::scylla::schema::{CREATE_API_KEYS, TABLES};
 
 const DAY_MS: u64 = 86_400_000;
 const HOUR_MS: u64 = 3_600_000;
@@ -164,34 +167,16 @@ const SESSION_QUERIES_IN_FLIGHT: usize = 32;
 
 /// Keys, sessions and dead letters in a ScyllaDB keyspace.
 pub struct ScyllaStore {
-    pub(crate) session: Session,
+    pub(crate) session: Arc<Session>,
+    /// The `api_keys` table: this store's [`KeyStore`] is this one's.
+    keys: ScyllaKeyStore,
     statements: Statements,
-    pub(crate) attempts: crate::scylla::attempts::AttemptStatements,
+    pub(crate) attempts: AttemptStatements,
     /// `ScyllaOptions::ttl_secs`, as CQL binds it.
     ttl_secs: i32,
     /// `ScyllaOptions::ttl_secs` in milliseconds: listings read no bucket older than
     /// that (and a day of slack), it has expired.
     retention_ms: u64,
-}
-
-/// Prepares an idempotent statement (all of ours are) at `consistency`.
-pub(crate) async fn prepare(
-    session: &Session,
-    cql: &'static str,
-    consistency: Consistency,
-    page_rows: Option<i32>,
-) -> Result<PreparedStatement, StoreError> {
-    let mut statement = session.prepare(cql).await.map_err(|e| {
-        // Name the statement: a failure here is usually a table of another shape.
-        let cql = cql.split_whitespace().collect::<Vec<_>>().join(" ");
-        to_store_error(format!("preparing `{cql}`"), e)
-    })?;
-    statement.set_consistency(consistency);
-    statement.set_is_idempotent(true);
-    if let Some(rows) = page_rows {
-        statement.set_page_size(rows);
-    }
-    Ok(statement)
 }
 
 impl ScyllaStore {
@@ -202,81 +187,24 @@ impl ScyllaStore {
         keyspace: &str,
         options: &ScyllaOptions,
     ) -> Result<ScyllaStore, StoreError> {
-        check_keyspace(keyspace)?;
-        let replication = options.replication.trim();
-        if !(replication.starts_with('{') && replication.ends_with('}'))
-            || replication.contains(';')
-        {
-            return Err(StoreError::permanent(format!(
-                "replication {replication:?} must be a CQL map literal, e.g. \
-                 {{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}}"
-            )));
-        }
         if options.ttl_secs == 0 || options.ttl_secs > MAX_TTL_SECS {
             return Err(StoreError::permanent(format!(
                 "ttl_secs {} must be between 1 and {MAX_TTL_SECS}",
                 options.ttl_secs
             )));
         }
-        let write = parse_consistency(&options.consistency)?;
-        let read = match write {
-            // EACH_QUORUM is for writes only; a local quorum overlaps every datacenter's
-            // write quorum, so reads still see every acknowledged write.
-            Consistency::EachQuorum => Consistency::LocalQuorum,
-            other => other,
-        };
-
-        let mut policy = DefaultPolicy::builder().token_aware(true);
-        if let Some(dc) = &options.local_dc {
-            policy = policy.prefer_datacenter(dc.clone());
-        }
-        let profile = ExecutionProfile::builder()
-            .consistency(write)
-            .load_balancing_policy(policy.build())
-            .build();
-        let session = SessionBuilder::new()
-            .known_nodes(nodes)
-            .default_execution_profile_handle(profile.into_handle())
-            // Client-side, per-process monotonic write timestamps: a later write of this
-            // process (a rewrite of a batch with fewer parts) always supersedes an earlier
-            // one, whichever coordinator each went through.
-            .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
-            .build()
-            .await
-            .map_err(fail("connecting to ScyllaDB"))?;
-
-        let mut create_keyspace = Statement::new(format!(
-            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"
-        ));
-        create_keyspace.set_is_idempotent(true);
-        session
-            .query_unpaged(create_keyspace, ())
-            .await
-            .map_err(fail("creating the keyspace"))?;
-        session
-            .use_keyspace(keyspace, false)
-            .await
-            .map_err(fail("switching to the keyspace"))?;
-        for ddl in TABLES {
-            let mut create = Statement::new(ddl);
-            create.set_is_idempotent(true);
-            session
-                .query_unpaged(create, ())
-                .await
-                .map_err(fail("creating a table"))?;
-        }
-
-        let mut create = Statement::new(crate::scylla::attempts::CREATE_PROCESSING_ATTEMPTS);
-        create.set_is_idempotent(true);
-        session
-            .query_unpaged(create, ())
-            .await
-            .map_err(fail("creating a table"))?;
+        let tables = TABLES.into_iter().chain([CREATE_PROCESSING_ATTEMPTS]);
+        let Cluster {
+            session,
+            write,
+            read,
+        } = cql::connect(nodes, keyspace, options, tables).await?;
+        let keys = ScyllaKeyStore::prepare(session.clone(), write, read).await?;
         let statements = Statements::prepare(&session, write, read).await?;
-        let attempts =
-            crate::scylla::attempts::AttemptStatements::prepare(&session, write, read).await?;
+        let attempts = AttemptStatements::prepare(&session, write, read).await?;
         Ok(ScyllaStore {
             session,
+            keys,
             statements,
             attempts,
             ttl_secs: i32::try_from(options.ttl_secs).unwrap_or(i32::MAX),
@@ -286,75 +214,18 @@ impl ScyllaStore {
 
     /// Reads one dead letter's original bytes back (for operators replaying it).
     pub async fn dead_letter_body(&self, batch_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .query_one::<(Vec<u8>,)>(
-                &self.statements.select_dead_letter_body,
-                (batch_id,),
-                "reading a dead letter",
-            )
-            .await?
-            .map(|(body,)| body))
-    }
-
-    /// Every row `statement` returns, page by page.
-    async fn query_all<R>(
-        &self,
-        statement: &PreparedStatement,
-        values: impl SerializeRow,
-        what: &'static str,
-    ) -> Result<Vec<R>, StoreError>
-    where
-        R: for<'frame, 'metadata> DeserializeRowTrait<'frame, 'metadata>,
-    {
-        let mut rows = self
-            .session
-            .execute_iter(statement.clone(), values)
-            .await
-            .map_err(fail(what))?
-            .rows_stream::<R>()
-            .map_err(fail(what))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.try_next().await.map_err(fail(what))? {
-            out.push(row);
-        }
-        Ok(out)
-    }
-
-    /// The first row `statement` returns, if any.
-    async fn query_one<R>(
-        &self,
-        statement: &PreparedStatement,
-        values: impl SerializeRow,
-        what: &'static str,
-    ) -> Result<Option<R>, StoreError>
-    where
-        R: for<'frame, 'metadata> DeserializeRowTrait<'frame, 'metadata>,
-    {
-        self.session
-            .execute_unpaged(statement, values)
-            .await
-            .map_err(fail(what))?
-            .into_rows_result()
-            .map_err(fail(what))?
-            .maybe_first_row::<R>()
-            .map_err(fail(what))
-    }
-
-    /// Runs one write (or a read whose rows nobody needs).
-    async fn execute(
-        &self,
-        statement: &PreparedStatement,
-        values: impl SerializeRow,
-        what: &'static str,
-    ) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(statement, values)
-            .await
-            .map_err(fail(what))?;
-        Ok(())
+        Ok(query_one::<(Vec<u8>,)>(
+            &self.session,
+            &self.statements.select_dead_letter_body,
+            (batch_id,),
+            "reading a dead letter",
+        )
+        .await?
+        .map(|(body,)| body))
     }
 }
 
+pub(crate) mod cql;
 mod keys;
 mod listing;
 mod options;
@@ -363,8 +234,10 @@ mod rows;
 mod sessions;
 mod statements;
 
+pub use keys::ScyllaKeyStore;
 pub use options::{parse_consistency, ScyllaOptions};
 
+use cql::{execute, prepare, query_all, query_one, Cluster};
 use options::{check_keyspace, MAX_TTL_SECS};
 use rows::*;
-use statements::Statements;
+use statements::{KeyStatements, Statements};

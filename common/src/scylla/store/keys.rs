@@ -1,15 +1,57 @@
 //! `KeyStore` and `SecretStore` on ScyllaDB: the public keys, read whole by
 //! every ingest replica, and the read API's secret keys, read whole by every
 //! query replica.
+//!
+//! The public keys are also a store of their own, [`ScyllaKeyStore`]: ingest
+//! and the `keys` commands need nothing else, and opening it creates one table
+//! and prepares four statements instead of the whole store's. The whole store
+//! holds one and answers [`KeyStore`] calls through it.
 
 use super::*;
 
+/// The `api_keys` table alone, in a ScyllaDB keyspace.
+pub struct ScyllaKeyStore {
+    session: Arc<Session>,
+    statements: KeyStatements,
+}
+
+impl ScyllaKeyStore {
+    /// Connects to the cluster through `nodes` (`host:port`), creates `keyspace`
+    /// and `api_keys` if absent, and prepares the statements of `api_keys`.
+    /// Keys carry no TTL: `options.ttl_secs` is not used.
+    pub async fn connect(
+        nodes: &[String],
+        keyspace: &str,
+        options: &ScyllaOptions,
+    ) -> Result<ScyllaKeyStore, StoreError> {
+        let cluster = cql::connect(nodes, keyspace, options, [CREATE_API_KEYS]).await?;
+        ScyllaKeyStore::prepare(cluster.session, cluster.write, cluster.read).await
+    }
+
+    /// The key store on a session already switched to a keyspace that has `api_keys`.
+    pub(super) async fn prepare(
+        session: Arc<Session>,
+        write: Consistency,
+        read: Consistency,
+    ) -> Result<ScyllaKeyStore, StoreError> {
+        let statements = KeyStatements::prepare(&session, write, read).await?;
+        Ok(ScyllaKeyStore {
+            session,
+            statements,
+        })
+    }
+}
+
 #[async_trait]
-impl KeyStore for ScyllaStore {
+impl KeyStore for ScyllaKeyStore {
     async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = self
-            .query_all(&self.statements.select_keys, (), "reading keys")
-            .await?;
+        let rows: Vec<KeyRow> = query_all(
+            &self.session,
+            &self.statements.select_keys,
+            (),
+            "reading keys",
+        )
+        .await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -30,17 +72,15 @@ impl KeyStore for ScyllaStore {
 
     async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let key = record.key.to_string();
-        if self
-            .revocation(&self.statements.select_key, &key)
-            .await?
-            .is_some()
-        {
+        let select = &self.statements.select_key;
+        if revocation(&self.session, select, &key).await?.is_some() {
             return Err(StoreError::permanent(format!(
                 "key {} already exists",
                 record.key.key_id()
             )));
         }
-        self.execute(
+        execute(
+            &self.session,
             &self.statements.insert_key,
             (
                 &key,
@@ -58,8 +98,27 @@ impl KeyStore for ScyllaStore {
 
     async fn revoke(&self, key: ApiKey, at_ms: u64) -> Result<bool, StoreError> {
         let (select, update) = (&self.statements.select_key, &self.statements.revoke_key);
-        self.revoke_once(select, update, &key.to_string(), at_ms)
-            .await
+        revoke_once(&self.session, select, update, &key.to_string(), at_ms).await
+    }
+}
+
+/// The public keys are the key store's (module doc).
+#[async_trait]
+impl KeyStore for ScyllaStore {
+    async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.keys.load_all().await
+    }
+
+    async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.keys.create(record).await
+    }
+
+    async fn revoke(&self, key: ApiKey, at_ms: u64) -> Result<bool, StoreError> {
+        self.keys.revoke(key, at_ms).await
+    }
+
+    async fn key_table_version(&self) -> Result<Option<u64>, StoreError> {
+        self.keys.key_table_version().await
     }
 }
 
@@ -69,9 +128,13 @@ impl KeyStore for ScyllaStore {
 #[async_trait]
 impl SecretStore for ScyllaStore {
     async fn load_secrets(&self) -> Result<Vec<SecretRecord>, StoreError> {
-        let rows: Vec<SecretRow> = self
-            .query_all(&self.statements.select_secrets, (), "reading secret keys")
-            .await?;
+        let rows: Vec<SecretRow> = query_all(
+            &self.session,
+            &self.statements.select_secrets,
+            (),
+            "reading secret keys",
+        )
+        .await?;
         let mut records: Vec<SecretRecord> = rows
             .into_iter()
             .filter_map(SecretRow::into_record)
@@ -83,13 +146,17 @@ impl SecretStore for ScyllaStore {
 
     async fn create_secret(&self, record: &SecretRecord) -> Result<(), StoreError> {
         let select = &self.statements.select_secret;
-        if self.revocation(select, &record.id).await?.is_some() {
+        if revocation(&self.session, select, &record.id)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::permanent(format!(
                 "secret key {} already exists",
                 record.id
             )));
         }
-        self.execute(
+        execute(
+            &self.session,
             &self.statements.insert_secret,
             (
                 &record.id,
@@ -111,42 +178,40 @@ impl SecretStore for ScyllaStore {
             &self.statements.select_secret,
             &self.statements.revoke_secret,
         );
-        self.revoke_once(select, update, id, at_ms).await
+        revoke_once(&self.session, select, update, id, at_ms).await
     }
 }
 
-impl ScyllaStore {
-    /// None when `select` (`SELECT revoked_at … WHERE <key> = ?`) finds no row
-    /// for `id`, else the row's revocation time if revoked.
-    async fn revocation(
-        &self,
-        select: &PreparedStatement,
-        id: &str,
-    ) -> Result<Option<Option<i64>>, StoreError> {
-        Ok(self
-            .query_one::<(Option<i64>,)>(select, (id,), "reading a key")
+/// None when `select` (`SELECT revoked_at … WHERE <key> = ?`) finds no row
+/// for `id`, else the row's revocation time if revoked.
+async fn revocation(
+    session: &Session,
+    select: &PreparedStatement,
+    id: &str,
+) -> Result<Option<Option<i64>>, StoreError> {
+    Ok(
+        query_one::<(Option<i64>,)>(session, select, (id,), "reading a key")
             .await?
-            .map(|(revoked_at,)| revoked_at))
-    }
+            .map(|(revoked_at,)| revoked_at),
+    )
+}
 
-    /// Revokes the row `id` at `at_ms` with `update` (`SET revoked_at = ? WHERE
-    /// <key> = ?`) unless `select` finds it revoked already (the first time
-    /// stands); false when there is no such row.
-    async fn revoke_once(
-        &self,
-        select: &PreparedStatement,
-        update: &PreparedStatement,
-        id: &str,
-        at_ms: u64,
-    ) -> Result<bool, StoreError> {
-        match self.revocation(select, id).await? {
-            None => Ok(false),
-            Some(Some(_)) => Ok(true),
-            Some(None) => {
-                self.execute(update, (to_i64(at_ms), id), "revoking a key")
-                    .await?;
-                Ok(true)
-            }
+/// Revokes the row `id` at `at_ms` with `update` (`SET revoked_at = ? WHERE
+/// <key> = ?`) unless `select` finds it revoked already (the first time
+/// stands); false when there is no such row.
+async fn revoke_once(
+    session: &Session,
+    select: &PreparedStatement,
+    update: &PreparedStatement,
+    id: &str,
+    at_ms: u64,
+) -> Result<bool, StoreError> {
+    match revocation(session, select, id).await? {
+        None => Ok(false),
+        Some(Some(_)) => Ok(true),
+        Some(None) => {
+            execute(session, update, (to_i64(at_ms), id), "revoking a key").await?;
+            Ok(true)
         }
     }
 }

@@ -95,7 +95,8 @@ impl SessionReader for ScyllaStore {
             let want = limit - chunks.len();
             let rows: Vec<ChunkRow> = match position {
                 None => {
-                    self.query_all(
+                    query_all(
+                        &self.session,
                         &self.statements.select_window_chunks,
                         (org_id, session_id, window_id, to_limit(want)),
                         "reading session chunks",
@@ -103,7 +104,8 @@ impl SessionReader for ScyllaStore {
                     .await?
                 }
                 Some((seq, part)) => {
-                    self.query_all(
+                    query_all(
+                        &self.session,
                         &self.statements.select_window_chunks_after,
                         (
                             org_id,
@@ -147,7 +149,8 @@ impl SessionReader for ScyllaStore {
             // Each shard is newest first; the hour is their merge.
             let mut rows: Vec<DeadLetterRow> = stream::iter(0..DEAD_LETTER_SHARDS)
                 .map(|shard| {
-                    self.query_all(
+                    query_all(
+                        &self.session,
                         &self.statements.select_dead_letters_of_hour,
                         (to_i64(hour), shard, want),
                         "reading dead letters",
@@ -193,28 +196,28 @@ impl ScyllaStore {
         let hour = to_i64(hour);
         let mut rows: Vec<(i64, String)> = Vec::new();
         if let Some((ms, id)) = reads.at {
-            rows = self
-                .query_all(
-                    &self.statements.select_listing_at,
-                    (org_id, hour, ms, id, to_limit(limit)),
-                    "reading the session listing",
-                )
-                .await?;
+            rows = query_all(
+                &self.session,
+                &self.statements.select_listing_at,
+                (org_id, hour, ms, id, to_limit(limit)),
+                "reading the session listing",
+            )
+            .await?;
         }
         if rows.len() < limit && reads.from_ms < reads.below_ms {
-            let older: Vec<(i64, String)> = self
-                .query_all(
-                    &self.statements.select_listing_before,
-                    (
-                        org_id,
-                        hour,
-                        reads.from_ms,
-                        reads.below_ms,
-                        to_limit(limit - rows.len()),
-                    ),
-                    "reading the session listing",
-                )
-                .await?;
+            let older: Vec<(i64, String)> = query_all(
+                &self.session,
+                &self.statements.select_listing_before,
+                (
+                    org_id,
+                    hour,
+                    reads.from_ms,
+                    reads.below_ms,
+                    to_limit(limit - rows.len()),
+                ),
+                "reading the session listing",
+            )
+            .await?;
             rows.extend(older);
         }
         Ok(rows
@@ -247,13 +250,13 @@ impl ScyllaStore {
         if listed_at.is_some_and(|ms| ms != first_received) {
             return Ok(None);
         }
-        let rows: Vec<BatchSummaryRow> = self
-            .query_all(
-                &self.statements.select_batch_summaries,
-                (org_id, &session_id),
-                "reading session batches",
-            )
-            .await?;
+        let rows: Vec<BatchSummaryRow> = query_all(
+            &self.session,
+            &self.statements.select_batch_summaries,
+            (org_id, &session_id),
+            "reading session batches",
+        )
+        .await?;
         Ok(summarize(&session_id, first_received, rows))
     }
 
@@ -263,14 +266,14 @@ impl ScyllaStore {
         org_id: &str,
         session_id: &str,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .query_one::<(Option<i64>,)>(
-                &self.statements.select_erased,
-                (org_id, session_id),
-                "reading erased sessions",
-            )
-            .await?
-            .is_some())
+        Ok(query_one::<(Option<i64>,)>(
+            &self.session,
+            &self.statements.select_erased,
+            (org_id, session_id),
+            "reading erased sessions",
+        )
+        .await?
+        .is_some())
     }
 
     /// The session's first-received time, if it has a `sessions` row.
@@ -279,15 +282,15 @@ impl ScyllaStore {
         org_id: &str,
         session_id: &str,
     ) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .query_one::<(Option<i64>,)>(
-                &self.statements.select_first_received,
-                (org_id, session_id),
-                "reading a session",
-            )
-            .await?
-            .and_then(|(ms,)| ms)
-            .map(to_u64))
+        Ok(query_one::<(Option<i64>,)>(
+            &self.session,
+            &self.statements.select_first_received,
+            (org_id, session_id),
+            "reading a session",
+        )
+        .await?
+        .and_then(|(ms,)| ms)
+        .map(to_u64))
     }
 }
 

@@ -47,13 +47,13 @@ impl SessionStore for ScyllaStore {
     async fn put_dead_letter(&self, d: &DeadLetter) -> Result<(), StoreError> {
         let at = to_i64(d.dead_at_ms);
         let shard = dead_letter_shard(&d.batch_id);
-        let previous = self
-            .query_one::<(Option<i64>,)>(
-                &self.statements.select_dead_letter_location,
-                (&d.batch_id,),
-                "reading a dead letter",
-            )
-            .await?;
+        let previous = query_one::<(Option<i64>,)>(
+            &self.session,
+            &self.statements.select_dead_letter_location,
+            (&d.batch_id,),
+            "reading a dead letter",
+        )
+        .await?;
         let listing = (
             to_i64(d.dead_at_ms / HOUR_MS),
             shard,
@@ -125,7 +125,8 @@ impl SessionStore for ScyllaStore {
         // The tombstone first: from here on every read answers nothing and
         // `put_batch` drops the session's batches, whatever the deletes below
         // leave. Erasing again restarts its retention period.
-        self.execute(
+        execute(
+            &self.session,
             &self.statements.insert_erased,
             (org_id, session_id, to_i64(at_ms), self.ttl_secs),
             "erasing a session",
@@ -136,8 +137,13 @@ impl SessionStore for ScyllaStore {
             match first_received {
                 Some(ms) => {
                     let row = (org_id, to_i64(ms / HOUR_MS), to_i64(ms), session_id);
-                    self.execute(&self.statements.delete_listing, row, "erasing a session")
-                        .await
+                    execute(
+                        &self.session,
+                        &self.statements.delete_listing,
+                        row,
+                        "erasing a session",
+                    )
+                    .await
                 }
                 None => Ok(()),
             }
@@ -145,17 +151,20 @@ impl SessionStore for ScyllaStore {
         let session = (org_id, session_id);
         tokio::try_join!(
             unlist,
-            self.execute(
+            execute(
+                &self.session,
                 &self.statements.delete_session,
                 session,
                 "erasing a session"
             ),
-            self.execute(
+            execute(
+                &self.session,
                 &self.statements.delete_session_chunks,
                 session,
                 "erasing a session"
             ),
-            self.execute(
+            execute(
+                &self.session,
                 &self.statements.delete_session_batches,
                 session,
                 "erasing a session"
@@ -235,12 +244,14 @@ impl ScyllaStore {
         let ms = to_i64(first_received_ms);
         let hour = to_i64(first_received_ms / HOUR_MS);
         tokio::try_join!(
-            self.execute(
+            execute(
+                &self.session,
                 &self.statements.insert_session,
                 (org_id, session_id, ms, self.ttl_secs),
                 "writing a session",
             ),
-            self.execute(
+            execute(
+                &self.session,
                 &self.statements.insert_listing,
                 (org_id, hour, ms, session_id, self.ttl_secs),
                 "writing the session listing",

@@ -1,15 +1,45 @@
 //! Every statement the store runs, prepared once at connect. Each reads or
 //! writes one partition; the only full reads are of the two small key tables.
+//! The `api_keys` statements are apart: the key store alone prepares those.
 
 use super::*;
 
-/// The prepared statements, by table.
-pub(super) struct Statements {
-    // api_keys
+/// The statements of `api_keys`.
+pub(super) struct KeyStatements {
     pub(super) insert_key: PreparedStatement,
     pub(super) select_keys: PreparedStatement,
     pub(super) select_key: PreparedStatement,
     pub(super) revoke_key: PreparedStatement,
+}
+
+impl KeyStatements {
+    pub(super) async fn prepare(
+        session: &Session,
+        write: Consistency,
+        read: Consistency,
+    ) -> Result<KeyStatements, StoreError> {
+        let p =
+            |cql: &'static str, consistency: Consistency| prepare(session, cql, consistency, None);
+        Ok(KeyStatements {
+            insert_key: p(
+                r#"INSERT INTO api_keys ("key", org_id, rate_limit_per_minute, created_at, revoked_at)
+                   VALUES (?, ?, ?, ?, ?)"#,
+                write,
+            )
+            .await?,
+            select_keys: p(
+                r#"SELECT "key", org_id, rate_limit_per_minute, created_at, revoked_at FROM api_keys"#,
+                read,
+            )
+            .await?,
+            select_key: p(r#"SELECT revoked_at FROM api_keys WHERE "key" = ?"#, read).await?,
+            revoke_key: p(r#"UPDATE api_keys SET revoked_at = ? WHERE "key" = ?"#, write).await?,
+        })
+    }
+}
+
+/// The prepared statements of every other table, by table.
+pub(super) struct Statements {
     // secret_keys
     pub(super) insert_secret: PreparedStatement,
     pub(super) select_secrets: PreparedStatement,
@@ -58,19 +88,6 @@ impl Statements {
         // Rows holding blobs: up to 1 MiB each.
         let blobs = |cql: &'static str| prepare(session, cql, read, Some(CHUNK_PAGE_ROWS));
         Ok(Statements {
-            insert_key: p(
-                r#"INSERT INTO api_keys ("key", org_id, rate_limit_per_minute, created_at, revoked_at)
-                   VALUES (?, ?, ?, ?, ?)"#,
-                write,
-            )
-            .await?,
-            select_keys: p(
-                r#"SELECT "key", org_id, rate_limit_per_minute, created_at, revoked_at FROM api_keys"#,
-                read,
-            )
-            .await?,
-            select_key: p(r#"SELECT revoked_at FROM api_keys WHERE "key" = ?"#, read).await?,
-            revoke_key: p(r#"UPDATE api_keys SET revoked_at = ? WHERE "key" = ?"#, write).await?,
             insert_secret: p(
                 "INSERT INTO secret_keys (id, digest, last_four, org_id, scope, name, created_at, revoked_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
