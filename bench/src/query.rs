@@ -432,7 +432,10 @@ fn render(opts: &QueryOptions, setting: &Setting, m: &Measured) -> String {
     let mut out = String::from("## Read API benchmark (lucent-bench query)\n\n");
     for line in [
         format!("date: {date}"),
-        format!("machine: {}", machine(setting.cores)),
+        format!(
+            "machine: {}",
+            crate::scenarios::preamble::machine(setting.cores)
+        ),
         "client and server unpinned, sharing every core; the client is one thread with one HTTP/1.1 keep-alive connection, one request at a time (hyper), reading each body as a stream".into(),
         format!(
             "store: SQLite, {} sessions in organization `{}` (one of them the large session), {} in another organization (interleaved in time); file {} after a checkpoint, seeded through `SessionStore::put_batch` in {:.1} s",
@@ -552,18 +555,4 @@ fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// CPU model, cores and memory, from /proc.
-fn machine(cores: usize) -> String {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let field = |text: &str, name: &str| -> Option<String> {
-        let line = text.lines().find(|l| l.starts_with(name))?;
-        Some(line.split_once(':')?.1.trim().to_string())
-    };
-    let model = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
-    let mem_gib = field(&read("/proc/meminfo"), "MemTotal")
-        .and_then(|v| v.trim_end_matches(" kB").parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1_048_576.0);
-    format!("{model}, {cores} cores, {mem_gib:.0} GiB")
 }

@@ -40,7 +40,7 @@ mod front_end;
 mod kafka;
 mod key_scaling;
 mod measure;
-mod preamble;
+pub(crate) mod preamble;
 mod soak;
 mod targets;
 

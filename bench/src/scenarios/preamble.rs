@@ -45,7 +45,8 @@ pub(super) fn first3(loadavg: &str) -> String {
         .join(" ")
 }
 
-fn machine(cores: usize) -> String {
+/// CPU model, cores, memory and kernel, from /proc.
+pub(crate) fn machine(cores: usize) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
