@@ -1,0 +1,272 @@
+// One session: its row, the window (tab) picker, and rrweb's Replayer with
+// controls of our own (play/pause, seek, speed, skip inactivity).
+//
+// Events stream in (readJsonArray): the Replayer is built as soon as it has
+// the Meta event and a full snapshot, and every later event is handed to it
+// with addEvent, so playback can start before the last chunk arrives.
+//
+// The recording plays inside the iframe rrweb creates with
+// `sandbox="allow-same-origin"` (no allow-scripts): nothing recorded can run,
+// and the iframe inherits the page's CSP as a second wall.
+
+import { Replayer } from 'rrweb';
+import { apiGet, apiJson } from './api.js';
+import { el, formatDuration, formatTime, integrityBadge } from './dom.js';
+import { readJsonArray } from './json_stream.js';
+
+const FULL_SNAPSHOT = 2;
+const SPEEDS = [1, 2, 4, 8];
+
+/**
+ * Shows session `id` in `root`, window `windowId` (null: the first one).
+ * `onError(error)` handles refusals. Returns {destroy}.
+ */
+export function openSession(root, id, windowId, { onError }) {
+  const abort = new AbortController();
+  let player = null;
+  const status = el('p', { class: 'status', role: 'status' }, 'Loading the session…');
+  root.replaceChildren(el('p', { class: 'back' }, el('a', { href: '#/' }, '← All sessions')), status);
+
+  (async () => {
+    const path = `/api/v1/sessions/${encodeURIComponent(id)}`;
+    const row = await apiJson(path, { signal: abort.signal });
+    const windows = row.windows.map((w) => w.windowId);
+    const chosen = windowId !== null && windows.includes(windowId) ? windowId : windows[0] ?? null;
+    root.replaceChildren(root.firstChild, sessionHeader(row, chosen), status);
+    if (row.integrity === 'no_full_snapshot') {
+      status.textContent = 'This session has no full snapshot: it cannot be played.';
+      return;
+    }
+    player = new Player(root, status);
+    // With one window, the merged stream is that window: no parameter needed.
+    const query = windows.length > 1 ? `?windowId=${encodeURIComponent(chosen)}` : '';
+    const response = await apiGet(`${path}/events${query}`, { signal: abort.signal });
+    await player.load(response.body);
+  })().catch((e) => {
+    if (e?.name === 'AbortError') return;
+    if (player?.started) {
+      // Playable up to where the stream stopped: say so, keep the player.
+      status.textContent = `The events stopped arriving (${e.message}); playing the ${player.count} events received.`;
+      status.classList.add('error');
+      return;
+    }
+    status.textContent = '';
+    onError(e);
+  });
+
+  return {
+    destroy() {
+      abort.abort();
+      player?.destroy();
+    },
+  };
+}
+
+function sessionHeader(row, chosen) {
+  const header = el(
+    'section',
+    { class: 'session-info' },
+    el('h1', { class: 'url', title: row.firstUrl ?? '' }, row.firstUrl ?? '(no URL)'),
+    el(
+      'p',
+      { class: 'facts' },
+      integrityBadge(row),
+      ` ${formatDuration(row.durationMs)} · ${row.eventCount} events · started ${formatTime(row.startedAt)}`,
+    ),
+    el('p', { class: 'agent', title: row.userAgent }, row.userAgent),
+  );
+  if (row.windows.length > 1) {
+    const select = el(
+      'select',
+      { id: 'window-picker', name: 'window' },
+      row.windows.map((w, i) =>
+        el('option', { value: w.windowId, selected: w.windowId === chosen }, `Tab ${i + 1} (${w.batches} batches)`),
+      ),
+    );
+    select.addEventListener('change', () => {
+      location.hash = `#/sessions/${encodeURIComponent(row.sessionId)}?window=${encodeURIComponent(select.value)}`;
+    });
+    header.append(
+      el('p', { class: 'window-choice' }, el('label', { for: 'window-picker' }, `Recorded in ${row.windows.length} tabs: `), select),
+    );
+  }
+  return header;
+}
+
+/** The Replayer, its stage and its controls. */
+class Player {
+  constructor(root, status) {
+    this.status = status;
+    this.replayer = null;
+    this.buffered = [];
+    this.count = 0;
+    this.dragging = false;
+    this.stage = el('div', { class: 'stage', id: 'stage' });
+    this.viewport = el('div', { class: 'viewport' }, this.stage);
+    this.playButton = el('button', { type: 'button', id: 'play', class: 'play', disabled: true }, 'Play');
+    this.seek = el('input', {
+      type: 'range', id: 'seek', min: '0', max: '0', step: '1', value: '0', disabled: true, 'aria-label': 'Position',
+    });
+    this.time = el('span', { class: 'time', id: 'time' }, '0:00 / 0:00');
+    this.speed = el(
+      'select',
+      { id: 'speed', 'aria-label': 'Speed' },
+      SPEEDS.map((s) => el('option', { value: String(s) }, `${s}×`)),
+    );
+    this.skip = el('input', { type: 'checkbox', id: 'skip-inactive', checked: true });
+    this.controls = el(
+      'div',
+      { class: 'controls' },
+      this.playButton,
+      this.seek,
+      this.time,
+      this.speed,
+      el('label', { class: 'skip' }, this.skip, ' Skip inactivity'),
+    );
+    this.element = el('section', { class: 'player', id: 'player', 'data-state': 'loading', 'data-events': '0' }, this.viewport, this.controls);
+    root.append(this.element);
+
+    this.playButton.addEventListener('click', () => this.toggle());
+    this.seek.addEventListener('input', () => {
+      this.dragging = true;
+      this.showTime(Number(this.seek.value));
+    });
+    this.seek.addEventListener('change', () => {
+      this.dragging = false;
+      this.goTo(Number(this.seek.value));
+    });
+    this.speed.addEventListener('change', () => this.replayer?.setConfig({ speed: Number(this.speed.value) }));
+    this.skip.addEventListener('change', () => this.replayer?.setConfig({ skipInactive: this.skip.checked }));
+    this.onResize = () => this.fit();
+    window.addEventListener('resize', this.onResize);
+    this.ticker = setInterval(() => this.tick(), 100);
+  }
+
+  get started() {
+    return this.replayer !== null;
+  }
+
+  /** Streams the events body into the Replayer. */
+  async load(body) {
+    this.status.textContent = 'Loading events…';
+    this.element.dataset.stream = 'streaming';
+    const total = await readJsonArray(body, (events) => this.add(events));
+    this.element.dataset.stream = 'done';
+    if (!this.replayer) {
+      this.status.textContent =
+        total === 0 ? 'This window recorded no events.' : 'This window has no full snapshot: it cannot be played.';
+      this.status.classList.add('error');
+      return;
+    }
+    this.status.textContent = `${total} events loaded.`;
+    this.tick();
+  }
+
+  add(events) {
+    this.count += events.length;
+    this.element.dataset.events = String(this.count);
+    if (this.replayer) {
+      for (const event of events) this.replayer.addEvent(event);
+      this.status.textContent = `Loading events… ${this.count} so far (you can play already).`;
+      return;
+    }
+    this.buffered.push(...events);
+    if (this.buffered.length >= 2 && this.buffered.some((e) => e.type === FULL_SNAPSHOT)) this.start();
+  }
+
+  start() {
+    this.replayer = new Replayer(this.buffered, {
+      root: this.stage,
+      speed: Number(this.speed.value),
+      skipInactive: this.skip.checked,
+      showWarning: false,
+      mouseTail: false,
+      triggerFocus: false,
+      pauseAnimation: true,
+      // Recorded canvases would need scripts in the iframe: never.
+      UNSAFE_replayCanvas: false,
+    });
+    this.buffered = [];
+    this.replayer.on('resize', () => this.fit());
+    this.replayer.on('finish', () => this.setState('finished'));
+    this.replayer.pause(0);
+    this.playButton.disabled = false;
+    this.seek.disabled = false;
+    this.setState('ready');
+    this.fit();
+  }
+
+  toggle() {
+    if (!this.replayer) return;
+    if (this.state === 'playing') {
+      this.replayer.pause();
+      this.setState('paused');
+    } else {
+      const { totalTime } = this.replayer.getMetaData();
+      const at = this.state === 'finished' || this.replayer.getCurrentTime() >= totalTime ? 0 : this.replayer.getCurrentTime();
+      this.replayer.play(at);
+      this.setState('playing');
+    }
+  }
+
+  goTo(ms) {
+    if (!this.replayer) return;
+    if (this.state === 'playing') this.replayer.play(ms);
+    else {
+      this.replayer.pause(ms);
+      this.setState('paused');
+    }
+    this.tick();
+  }
+
+  setState(state) {
+    this.state = state;
+    this.element.dataset.state = state;
+    this.playButton.textContent = state === 'playing' ? 'Pause' : state === 'finished' ? 'Replay' : 'Play';
+    this.tick();
+  }
+
+  tick() {
+    if (!this.replayer) return;
+    const { totalTime } = this.replayer.getMetaData();
+    this.seek.max = String(Math.max(0, Math.round(totalTime)));
+    if (!this.dragging) {
+      const now = this.state === 'finished' ? totalTime : Math.min(this.replayer.getCurrentTime(), totalTime);
+      this.seek.value = String(Math.round(now));
+      this.showTime(now);
+    }
+  }
+
+  showTime(ms) {
+    const { totalTime } = this.replayer.getMetaData();
+    this.time.textContent = `${formatDuration(ms)} / ${formatDuration(totalTime)}`;
+  }
+
+  /** Scales the recorded viewport to the width available (never above 1:1). */
+  fit() {
+    const wrapper = this.replayer?.wrapper;
+    const iframe = this.replayer?.iframe;
+    if (!wrapper || !iframe) return;
+    const width = Number(iframe.width) || iframe.offsetWidth;
+    const height = Number(iframe.height) || iframe.offsetHeight;
+    if (!width || !height) return;
+    // At most what fits above the controls in the window, so that both show at once.
+    const top = this.viewport.getBoundingClientRect().top + window.scrollY;
+    const maxHeight = Math.max(200, window.innerHeight - top - this.controls.offsetHeight - 24);
+    const scale = Math.min(1, this.viewport.clientWidth / width, maxHeight / height);
+    // CSSOM, not a style attribute: allowed under `style-src 'self'`.
+    wrapper.style.transform = `scale(${scale})`;
+    this.stage.style.width = `${Math.floor(width * scale)}px`;
+    this.stage.style.height = `${Math.floor(height * scale)}px`;
+  }
+
+  destroy() {
+    clearInterval(this.ticker);
+    window.removeEventListener('resize', this.onResize);
+    try {
+      this.replayer?.destroy();
+    } catch {
+      // Already torn down with the page.
+    }
+  }
+}
