@@ -184,6 +184,7 @@ fn register_metrics() {
     for name in [
         m::CONSUMER_MESSAGES,
         m::CONSUMER_BATCHES_STORED,
+        m::CONSUMER_BATCHES_DROPPED_ERASED,
         m::CONSUMER_EVENTS_STORED,
         m::CONSUMER_DECODED_BYTES,
     ] {

@@ -427,6 +427,67 @@ impl ConsumerProcess {
     }
 }
 
+/// A running `lucent-query` on the embedded store in `dir`.
+pub struct QueryProcess {
+    pub process: Process,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl QueryProcess {
+    pub async fn start(dir: &Path, extra_env: &[(&str, &str)]) -> QueryProcess {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let (listen, admin_listen) = (addr.to_string(), admin.to_string());
+        let mut env = vec![
+            ("LUCENT_LISTEN", listen.as_str()),
+            ("LUCENT_ADMIN_LISTEN", admin_listen.as_str()),
+            ("LUCENT_STORE", "sqlite://data/lucent.db"),
+            ("LUCENT_SECRET_REFRESH_MS", "200"),
+        ];
+        env.extend_from_slice(extra_env);
+        let process = Process::start(dir, "query", &binary("lucent-query"), &["serve"], &env);
+        let query = QueryProcess {
+            process,
+            addr,
+            admin,
+        };
+        Http::new()
+            .wait_ok(
+                &format!("http://{admin}/readyz"),
+                Duration::from_secs(30),
+                &query.process,
+            )
+            .await;
+        query
+    }
+
+    /// The URL of an API path, e.g. `/api/v1/sessions`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Creates a read-API secret key through the CLI, as an operator would.
+pub fn create_secret(dir: &Path, org: &str, scope: &str) -> String {
+    run_cli(
+        dir,
+        "lucent-query",
+        &[
+            "secrets",
+            "create",
+            "--org",
+            org,
+            "--scope",
+            scope,
+            "--store",
+            "sqlite://data/lucent.db",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
 /// Creates a key through the CLI, as an operator would.
 pub fn create_key(dir: &Path, org: &str, rate_limit_per_minute: Option<u32>) -> String {
     let limit = rate_limit_per_minute.map(|l| l.to_string());

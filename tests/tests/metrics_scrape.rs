@@ -27,8 +27,10 @@ fn referenced(path: &str) -> BTreeSet<String> {
 async fn dashboard_and_alerts_only_use_exported_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "acme", Some(3));
+    let secret = create_secret(dir.path(), "acme", "read");
     let ingest = IngestProcess::start(dir.path(), &[]).await;
     let consumer = ConsumerProcess::start(dir.path(), &[]).await;
+    let query = QueryProcess::start(dir.path(), &[]).await;
     let http = Http::new();
     let post = |key: String, body: String| {
         let http = &http;
@@ -54,6 +56,19 @@ async fn dashboard_and_alerts_only_use_exported_metrics() {
         401
     );
 
+    // The read API's request histograms appear with a first request.
+    let bearer = format!("Bearer {secret}");
+    for path in ["/api/v1/sessions", "/api/v1/sessions/s"] {
+        http.send(
+            http::Method::GET,
+            &query.url(path),
+            &[("authorization", &bearer)],
+            String::new(),
+        )
+        .await
+        .unwrap();
+    }
+
     let wanted: BTreeSet<String> = referenced("deploy/grafana/dashboards/lucent.json")
         .into_iter()
         .chain(referenced("deploy/prometheus/alerts.yml"))
@@ -67,7 +82,7 @@ async fn dashboard_and_alerts_only_use_exported_metrics() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut have = BTreeSet::new();
-        for admin in [ingest.admin, consumer.admin] {
+        for admin in [ingest.admin, consumer.admin, query.admin] {
             have.extend(series_names(&metrics_text(admin).await));
         }
         let missing: Vec<&String> = wanted.difference(&have).collect();
