@@ -80,7 +80,11 @@ function sessionHeader(row, chosen) {
       'select',
       { id: 'window-picker', name: 'window' },
       row.windows.map((w, i) =>
-        el('option', { value: w.windowId, selected: w.windowId === chosen }, `Tab ${i + 1} (${w.batches} batches)`),
+        el(
+          'option',
+          { value: w.windowId, selected: w.windowId === chosen },
+          `Tab ${i + 1}: ${w.windowId.slice(0, 8) || '(default)'}… (${w.batches} batch${w.batches === 1 ? '' : 'es'})`,
+        ),
       ),
     );
     select.addEventListener('change', () => {
@@ -97,6 +101,9 @@ function sessionHeader(row, chosen) {
 class Player {
   constructor(root, status) {
     this.status = status;
+    this.state = 'loading';
+    /** The recording could not be rebuilt: nothing more is fed to rrweb. */
+    this.broken = false;
     this.replayer = null;
     this.buffered = [];
     this.count = 0;
@@ -152,6 +159,10 @@ class Player {
     this.element.dataset.stream = 'streaming';
     const total = await readJsonArray(body, (events) => this.add(events));
     this.element.dataset.stream = 'done';
+    // Waiting for events that will not come: finished. After any resume the
+    // last piece queued (same kind of task, so it runs first).
+    setTimeout(() => this.state === 'buffering' && this.setState('finished'), 0);
+    if (this.broken) return;
     if (!this.replayer) {
       this.status.textContent =
         total === 0 ? 'This window recorded no events.' : 'This window has no full snapshot: it cannot be played.';
@@ -168,13 +179,42 @@ class Player {
     if (this.replayer) {
       for (const event of events) this.replayer.addEvent(event);
       this.status.textContent = `Loading events… ${this.count} so far (you can play already).`;
+      if (this.state === 'buffering') {
+        // addEvent hands the events over in a microtask: resume after it.
+        setTimeout(() => {
+          if (this.state !== 'buffering') return;
+          this.replayer.play(this.resumeAt);
+          this.setState('playing');
+        }, 0);
+      }
       return;
     }
+    if (this.broken) return;
     this.buffered.push(...events);
-    if (this.buffered.length >= 2 && this.buffered.some((e) => e.type === FULL_SNAPSHOT)) this.start();
+    if (this.buffered.length >= 2 && this.buffered.some((e) => e.type === FULL_SNAPSHOT)) {
+      try {
+        this.start();
+      } catch (e) {
+        // A snapshot rrweb cannot rebuild (hand-made, or from another version).
+        this.broken = true;
+        this.replayer = null;
+        this.stage.replaceChildren();
+        this.buffered = [];
+        this.status.textContent = `This recording cannot be played: ${e?.message ?? e}`;
+        this.status.classList.add('error');
+        this.element.dataset.state = 'broken';
+      }
+    }
   }
 
   start() {
+    // The earliest position worth showing: just after the first full
+    // snapshot. rrweb applies at once only the events strictly before the
+    // position; at an earlier one (the Meta event comes a few milliseconds
+    // before the snapshot), pausing would leave the previous DOM in place.
+    const first = Math.min(...this.buffered.map((e) => e.timestamp));
+    const snapshot = Math.min(...this.buffered.filter((e) => e.type === FULL_SNAPSHOT).map((e) => e.timestamp));
+    this.startOffset = Math.max(0, snapshot - first) + 1;
     this.replayer = new Replayer(this.buffered, {
       root: this.stage,
       speed: Number(this.speed.value),
@@ -188,8 +228,16 @@ class Player {
     });
     this.buffered = [];
     this.replayer.on('resize', () => this.fit());
-    this.replayer.on('finish', () => this.setState('finished'));
-    this.replayer.pause(0);
+    this.replayer.on('finish', () => {
+      if (this.element.dataset.stream === 'streaming') {
+        // Played everything received so far: wait for more, then go on.
+        this.resumeAt = this.replayer.getMetaData().totalTime;
+        this.setState('buffering');
+      } else {
+        this.setState('finished');
+      }
+    });
+    this.replayer.pause(this.startOffset);
     this.playButton.disabled = false;
     this.seek.disabled = false;
     this.setState('ready');
@@ -198,7 +246,7 @@ class Player {
 
   toggle() {
     if (!this.replayer) return;
-    if (this.state === 'playing') {
+    if (this.state === 'playing' || this.state === 'buffering') {
       this.replayer.pause();
       this.setState('paused');
     } else {
@@ -209,10 +257,13 @@ class Player {
     }
   }
 
-  goTo(ms) {
+  goTo(position) {
     if (!this.replayer) return;
-    if (this.state === 'playing') this.replayer.play(ms);
-    else {
+    const ms = Math.max(position, this.startOffset);
+    if (this.state === 'playing' || this.state === 'buffering') {
+      this.replayer.play(ms);
+      this.setState('playing');
+    } else {
       this.replayer.pause(ms);
       this.setState('paused');
     }
@@ -222,7 +273,7 @@ class Player {
   setState(state) {
     this.state = state;
     this.element.dataset.state = state;
-    this.playButton.textContent = state === 'playing' ? 'Pause' : state === 'finished' ? 'Replay' : 'Play';
+    this.playButton.textContent = state === 'playing' || state === 'buffering' ? 'Pause' : state === 'finished' ? 'Replay' : 'Play';
     this.tick();
   }
 
