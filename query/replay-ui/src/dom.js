@@ -28,6 +28,11 @@ export function formatDuration(ms) {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
 
+/** `1 event`, `2 events`. */
+export function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 /** A date-time in the viewer's locale, for an RFC 3339 string. */
 export function formatTime(rfc3339) {
   const d = new Date(rfc3339);
@@ -46,7 +51,7 @@ export function integrityBadge(row) {
   let detail = title;
   if (row.integrity === 'gaps') {
     const missing = row.windows.reduce((n, w) => n + (w.missingCount ?? 0), 0);
-    detail = `${missing} batch${missing === 1 ? '' : 'es'} missing. ${title}`;
+    detail = `${missing} ${missing === 1 ? 'batch' : 'batches'} missing. ${title}`;
   }
   return el('span', { class: `badge badge-${row.integrity}`, title: detail }, label);
 }

@@ -11,7 +11,7 @@
 
 import { Replayer } from 'rrweb';
 import { apiGet, apiJson } from './api.js';
-import { el, formatDuration, formatTime, integrityBadge } from './dom.js';
+import { el, formatDuration, formatTime, integrityBadge, plural } from './dom.js';
 import { readJsonArray } from './json_stream.js';
 
 const FULL_SNAPSHOT = 2;
@@ -71,7 +71,7 @@ function sessionHeader(row, chosen) {
       'p',
       { class: 'facts' },
       integrityBadge(row),
-      ` ${formatDuration(row.durationMs)} · ${row.eventCount} events · started ${formatTime(row.startedAt)}`,
+      ` ${formatDuration(row.durationMs)} · ${plural(row.eventCount, 'event')} · started ${formatTime(row.startedAt)}`,
     ),
     el('p', { class: 'agent', title: row.userAgent }, row.userAgent),
   );

@@ -2,7 +2,7 @@
 // order), a page at a time through `nextCursor`.
 
 import { apiJson } from './api.js';
-import { el, formatDuration, formatTime, integrityBadge } from './dom.js';
+import { el, formatDuration, formatTime, integrityBadge, plural } from './dom.js';
 
 const PAGE_SIZE = 50;
 
@@ -54,7 +54,7 @@ function sessionItem(row) {
       el(
         'span',
         { class: 'counts' },
-        `${row.eventCount} events`,
+        plural(row.eventCount, 'event'),
         windows > 1 ? ` · ${windows} tabs` : '',
       ),
       integrityBadge(row),
