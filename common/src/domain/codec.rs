@@ -175,13 +175,8 @@ pub fn zstd_decompress(data: &[u8], limit_bytes: usize) -> Result<Vec<u8>, Decod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lucent_testkit::gzip;
     use std::io::Write;
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    }
 
     #[test]
     fn every_encoding_round_trips() {
