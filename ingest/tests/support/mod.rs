@@ -9,10 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use lucent_common::backend::key_store::{KeyRecord, KeyStore};
 use lucent_common::backend::publisher::Publisher;
 use lucent_common::backend::source::Source;
@@ -23,7 +20,7 @@ use lucent_common::sqlite::store::SqliteStore;
 use lucent_ingest::app::AppLimits;
 use lucent_ingest::server::ServerLimits;
 use lucent_ingest::{serve_with, Parts};
-use tokio::net::TcpListener;
+pub use lucent_testkit::{send, Reply, ServerHandle};
 
 pub const T0_MS: u64 = 1_800_000_000_000;
 
@@ -62,14 +59,13 @@ impl Default for Options {
     }
 }
 
+/// The server under test and the backends it was given.
+/// Its addresses, `request` and `begin_shutdown` are the [`ServerHandle`]'s.
 pub struct TestServer {
-    pub addr: SocketAddr,
-    pub admin_addr: SocketAddr,
     pub clock: Arc<ManualClock>,
     pub store: Arc<SqliteStore>,
     pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: ServerHandle,
 }
 
 impl TestServer {
@@ -100,25 +96,17 @@ impl TestServer {
             server_limits: options.server,
             shared_limit: None,
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            serve_with(parts, listener, admin, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("a server without Redis has nothing that can fail to start");
-        });
+        let server = ServerHandle::start(|listener, admin, stop| async move {
+            serve_with(parts, listener, admin, stop)
+                .await
+                .expect("a server without Redis has nothing that can fail to start");
+        })
+        .await;
         TestServer {
-            addr,
-            admin_addr,
             clock,
             store,
             dir,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -168,16 +156,6 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        send(self.addr, method, path, headers, body.into()).await
-    }
-
     pub async fn post(&self, key: &str, body: impl Into<Bytes>) -> Reply {
         self.request(
             Method::POST,
@@ -205,56 +183,39 @@ impl TestServer {
     }
 
     /// Stops the server and waits for the shutdown sequence to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
-    }
-
-    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.take().unwrap()
+    pub async fn shutdown(self) {
+        self.server.shutdown().await
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+impl std::ops::Deref for TestServer {
+    type Target = ServerHandle;
+
+    fn deref(&self) -> &ServerHandle {
+        &self.server
     }
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+impl std::ops::DerefMut for TestServer {
+    fn deref_mut(&mut self) -> &mut ServerHandle {
+        &mut self.server
+    }
 }
 
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
+/// The ingest contract's checks of a reply.
+pub trait IngestReply {
+    /// Asserts the status, the contract's error body and the CORS headers.
+    fn assert_error(&self, status: u16, message: &str);
+    fn assert_cors(&self);
+}
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// Asserts the error body of the contract.
-    pub fn assert_error(&self, status: u16, message: &str) {
-        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        assert_eq!(self.json(), serde_json::json!({ "error": message }));
+impl IngestReply for Reply {
+    fn assert_error(&self, status: u16, message: &str) {
+        self.assert_error_body(status, message);
         self.assert_cors();
     }
 
-    pub fn assert_cors(&self) {
+    fn assert_cors(&self) {
         assert_eq!(
             self.header("access-control-allow-origin"),
             Some("*"),
@@ -265,32 +226,6 @@ impl Reply {
             self.header("access-control-expose-headers"),
             Some("Retry-After")
         );
-    }
-}
-
-pub async fn send(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Bytes,
-) -> Reply {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = client
-        .request(req.body(Full::new(body)).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
     }
 }
 

@@ -261,7 +261,7 @@ async fn a_store_failure_before_the_status_is_a_503_and_after_it_aborts_the_body
 
     reads_left.store(1, Ordering::SeqCst);
     let auth = format!("Bearer {key}");
-    let broken = send(
+    let broken = try_send(
         server.addr,
         Method::GET,
         "/api/v1/sessions/s/events",
@@ -342,7 +342,7 @@ async fn a_stream_in_flight_at_shutdown_is_sent_to_its_end() {
         .expect("hang guard: the server never stopped")
         .unwrap();
     assert!(
-        send(
+        try_send(
             server.addr,
             Method::GET,
             "/healthz",

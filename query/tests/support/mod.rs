@@ -5,16 +5,10 @@
 
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use lucent_common::backend::error::StoreError;
 use lucent_common::backend::secret_store::{SecretRecord, SecretStore};
 use lucent_common::backend::session_store::{Chunk, SessionReader, SessionStore, Written};
@@ -25,7 +19,7 @@ use lucent_common::sqlite::store::SqliteStore;
 use lucent_query::app::AppLimits;
 use lucent_query::server::ServerLimits;
 use lucent_query::{serve_with, Parts};
-use tokio::net::TcpListener;
+pub use lucent_testkit::{send, try_send, Reply, ServerHandle};
 
 /// The test clock's start: 2027-01-15T08:00:00Z.
 pub const T0_MS: u64 = 1_800_000_000_000;
@@ -65,14 +59,13 @@ impl Default for Options {
     }
 }
 
+/// The server under test and the store it reads.
+/// Its addresses, `request` and `begin_shutdown` are the [`ServerHandle`]'s.
 pub struct TestServer {
-    pub addr: SocketAddr,
-    pub admin_addr: SocketAddr,
     pub clock: Arc<ManualClock>,
     pub store: Arc<SqliteStore>,
     pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: ServerHandle,
 }
 
 impl TestServer {
@@ -92,30 +85,15 @@ impl TestServer {
         if let Some(secrets) = options.secrets {
             parts.stores.secrets = secrets;
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_with(parts, listener, admin, async {
-            let _ = stopped.await;
-        }));
+        let server =
+            ServerHandle::start(|listener, admin, stop| serve_with(parts, listener, admin, stop))
+                .await;
         TestServer {
-            addr,
-            admin_addr,
             clock,
             store,
             dir,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
-    }
-
-    /// Starts the shutdown; the handle ends when the server has stopped.
-    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.take().expect("shut down once")
     }
 
     /// Creates a secret key directly in the store and waits until the server
@@ -163,18 +141,6 @@ impl TestServer {
         panic!("the secret table never showed the change");
     }
 
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        send(self.addr, method, path, headers, body.into())
-            .await
-            .expect("the response body arrives whole")
-    }
-
     /// A request carrying `key` as a bearer token.
     pub async fn call(&self, method: Method, key: &str, path: &str, body: &str) -> Reply {
         let auth = format!("Bearer {key}");
@@ -193,11 +159,17 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+impl std::ops::Deref for TestServer {
+    type Target = ServerHandle;
+
+    fn deref(&self) -> &ServerHandle {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for TestServer {
+    fn deref_mut(&mut self) -> &mut ServerHandle {
+        &mut self.server
     }
 }
 
@@ -273,50 +245,27 @@ impl<'a> Batch<'a> {
     }
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+/// The read API's checks of a reply.
+pub trait QueryReply {
+    /// Asserts the status, the contract's error body and the security headers.
+    fn assert_error(&self, status: u16, message: &str);
+    fn assert_status(&self, status: u16) -> &Reply;
+    fn assert_security_headers(&self);
 }
 
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// The body, gunzipped when the response says it is gzip.
-    pub fn text(&self) -> String {
-        if self.header("content-encoding") == Some("gzip") {
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&self.body[..])
-                .read_to_string(&mut text)
-                .unwrap();
-            text
-        } else {
-            String::from_utf8(self.body.to_vec()).unwrap()
-        }
-    }
-
-    /// Asserts the status, the contract's error body and the security headers.
-    pub fn assert_error(&self, status: u16, message: &str) {
-        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        assert_eq!(self.json(), serde_json::json!({ "error": message }));
+impl QueryReply for Reply {
+    fn assert_error(&self, status: u16, message: &str) {
+        self.assert_error_body(status, message);
         self.assert_security_headers();
     }
 
-    pub fn assert_status(&self, status: u16) -> &Reply {
+    fn assert_status(&self, status: u16) -> &Reply {
         assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
         self.assert_security_headers();
         self
     }
 
-    pub fn assert_security_headers(&self) {
+    fn assert_security_headers(&self) {
         for (name, value) in [
             ("x-content-type-options", "nosniff"),
             ("cache-control", "no-store"),
@@ -335,42 +284,6 @@ impl Reply {
             );
         }
     }
-}
-
-/// Sends one request on a fresh connection; `Err` when the response broke
-/// off (the server aborted it).
-pub async fn send(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Bytes,
-) -> Result<Reply, String> {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = tokio::time::timeout(
-        Duration::from_secs(30),
-        client.request(req.body(Full::new(body)).unwrap()),
-    )
-    .await
-    .expect("hang guard: no response head in 30 s")
-    .map_err(|e| e.to_string())?;
-    let (parts, body) = response.into_parts();
-    let body = tokio::time::timeout(Duration::from_secs(30), body.collect())
-        .await
-        .expect("hang guard: no whole body in 30 s")
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok(Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
 }
 
 /// The error of a store that is down, for readers and tables that fail on cue.
