@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use lucent_common::open::backend_url::QueueUrl;
 use lucent_common::open::kafka_flags::KafkaFlags;
 use lucent_common::open::store_flags::StoreArgs;
+use lucent_common::process::http_timeouts::HttpTimeouts;
 
 use crate::app::AppLimits;
 use crate::redis_limiter::RedisLimiterOptions;
@@ -112,28 +113,15 @@ pub struct ServeConfig {
     /// Bytes of bodies waiting for the queue; past it requests get 503 at once.
     #[arg(long, env = "LUCENT_PUBLISH_BUFFER_BYTES", default_value_t = 64 * 1_048_576)]
     pub publish_buffer_bytes: usize,
-    /// Milliseconds from accept to the first complete request head; past it the
-    /// connection is closed (silent sockets, partial HTTP/2 prefaces, TLS
-    /// handshakes, slowloris).
-    #[arg(
-        long,
-        env = "LUCENT_FIRST_REQUEST_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    pub first_request_timeout_ms: u64,
-    /// Milliseconds a client has to send each later request head on an HTTP/1
-    /// keep-alive connection, counted from the previous response; so also the
-    /// longest an idle HTTP/1 connection stays open.
-    #[arg(long, env = "LUCENT_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    pub header_read_timeout_ms: u64,
+    /// First-request, header-read, body-read and drain timeouts, as every
+    /// Lucent HTTP server takes them.
+    #[command(flatten)]
+    pub timeouts: HttpTimeouts,
     /// Milliseconds with no request open after which a connection is closed
     /// (GOAWAY on HTTP/2). HTTP/1 connections close earlier, after
     /// --header-read-timeout-ms, when that is shorter.
     #[arg(long, env = "LUCENT_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub idle_timeout_ms: u64,
-    /// Milliseconds a client has to send the whole body (then 408).
-    #[arg(long, env = "LUCENT_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
-    pub body_read_timeout_ms: u64,
     /// Most open client connections.
     #[arg(long, env = "LUCENT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -142,9 +130,6 @@ pub struct ServeConfig {
     /// balancer or proxy, where every connection comes from its address.
     #[arg(long, env = "LUCENT_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
-    /// Milliseconds to wait for in-flight requests at shutdown.
-    #[arg(long, env = "LUCENT_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
-    pub drain_timeout_ms: u64,
     /// Redis holding the rate-limit window shared by all replicas, and carrying
     /// key-change announcements: redis://HOST:PORT. Absent: each replica limits
     /// on its own and learns of key changes at its next refresh.
@@ -186,7 +171,7 @@ impl ServeConfig {
         AppLimits {
             max_body_bytes: self.max_body_bytes,
             default_rate_limit_per_minute: self.rate_limit_per_minute,
-            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.timeouts.body_read_timeout_ms),
             // A full buffer or a slow queue clears in seconds; one second keeps
             // SDKs from hammering while not delaying them much.
             unavailable_retry_after_secs: 1,
@@ -203,10 +188,10 @@ impl ServeConfig {
         ServerLimits {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
-            first_request_timeout: Duration::from_millis(self.first_request_timeout_ms.max(1)),
-            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            first_request_timeout: self.timeouts.first_request_timeout(),
+            header_read_timeout: Duration::from_millis(self.timeouts.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
-            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            drain_timeout: self.timeouts.drain_timeout(),
             key_refresh_interval: Duration::from_millis(self.key_refresh_ms.max(1)),
         }
     }

@@ -1,6 +1,7 @@
-use anyhow::Context;
 use clap::Parser;
 use lucent_common::open::backend_url::redact_url;
+use lucent_common::process::listen::bind;
+use lucent_common::process::shutdown::signal_with_deadline;
 use lucent_ingest::config::{Cli, Command, KeysCommand};
 use lucent_ingest::key_events::KeyChange;
 use lucent_ingest::keys_cli;
@@ -17,12 +18,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let admin = tokio::net::TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
+    let listener = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin.local_addr()?,
@@ -31,8 +28,7 @@ async fn serve(config: lucent_ingest::config::ServeConfig) -> anyhow::Result<()>
         redis = config.rate_limit_redis.as_deref().map(redact_url).as_deref(),
         "lucent-ingest serving"
     );
-    let drain_timeout = std::time::Duration::from_millis(config.drain_timeout_ms);
-    let shutdown = lucent_common::process::shutdown::signal_with_deadline(drain_timeout);
+    let shutdown = signal_with_deadline(config.timeouts.drain_timeout());
     lucent_ingest::serve(&config, listener, admin, shutdown).await?;
     Ok(())
 }

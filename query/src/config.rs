@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use lucent_common::open::store_flags::{days_to_secs, StoreArgs};
+use lucent_common::process::http_timeouts::HttpTimeouts;
 
 use crate::app::AppLimits;
 use crate::server::ServerLimits;
@@ -106,25 +107,11 @@ pub struct ServeConfig {
     /// Most open client connections; past it, new ones wait in the kernel's backlog.
     #[arg(long, env = "LUCENT_QUERY_MAX_CONNECTIONS", default_value_t = 1_024)]
     pub max_connections: usize,
-    /// Milliseconds from accept to the first complete request head; past it the
-    /// connection is closed (silent sockets, partial HTTP/2 prefaces, slowloris).
-    #[arg(
-        long,
-        env = "LUCENT_FIRST_REQUEST_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    pub first_request_timeout_ms: u64,
-    /// Milliseconds a client has to send each later request head on an HTTP/1
-    /// keep-alive connection, counted from the previous response; so also the
-    /// longest an idle HTTP/1 connection stays open.
-    #[arg(long, env = "LUCENT_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    pub header_read_timeout_ms: u64,
-    /// Milliseconds a client has to send a request body (`POST /api/v1/keys`; then 408).
-    #[arg(long, env = "LUCENT_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
-    pub body_read_timeout_ms: u64,
-    /// Milliseconds to wait for in-flight requests (event streams included) at shutdown.
-    #[arg(long, env = "LUCENT_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
-    pub drain_timeout_ms: u64,
+    /// First-request, header-read, body-read and drain timeouts, as every
+    /// Lucent HTTP server takes them (the body timeout bounds `POST /api/v1/keys`;
+    /// the drain waits for event streams too).
+    #[command(flatten)]
+    pub timeouts: HttpTimeouts,
 }
 
 impl ServeConfig {
@@ -138,16 +125,16 @@ impl ServeConfig {
             rate_limit_per_minute: self.rate_limit_per_minute.max(1),
             retention_ms: u64::from(self.retention_secs()) * 1000,
             max_event_streams: self.max_event_streams.max(1),
-            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(self.timeouts.body_read_timeout_ms.max(1)),
         }
     }
 
     pub fn server_limits(&self) -> ServerLimits {
         ServerLimits {
             max_connections: self.max_connections.max(1),
-            first_request_timeout: Duration::from_millis(self.first_request_timeout_ms.max(1)),
-            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
-            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            first_request_timeout: self.timeouts.first_request_timeout(),
+            header_read_timeout: Duration::from_millis(self.timeouts.header_read_timeout_ms.max(1)),
+            drain_timeout: self.timeouts.drain_timeout(),
             secret_refresh_interval: Duration::from_millis(self.secret_refresh_ms.max(1)),
         }
     }

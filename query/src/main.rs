@@ -1,6 +1,7 @@
-use anyhow::Context;
 use clap::Parser;
 use lucent_common::open::backend_url::redact_url;
+use lucent_common::process::listen::bind;
+use lucent_common::process::shutdown::signal_with_deadline;
 use lucent_query::config::{Cli, Command, SecretsCommand, ServeConfig};
 use lucent_query::secrets_cli;
 
@@ -16,20 +17,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let admin = tokio::net::TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
+    let listener = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin.local_addr()?,
         store = %redact_url(&config.store.store.to_string()),
         "lucent-query serving"
     );
-    let drain_timeout = std::time::Duration::from_millis(config.drain_timeout_ms);
-    let shutdown = lucent_common::process::shutdown::signal_with_deadline(drain_timeout);
+    let shutdown = signal_with_deadline(config.timeouts.drain_timeout());
     lucent_query::serve(&config, listener, admin, shutdown).await?;
     Ok(())
 }
