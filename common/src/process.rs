@@ -1,9 +1,11 @@
 //! What every Lucent process needs around its work: the admin listener
 //! (`/metrics`, `/healthz`, `/readyz`), logging and the Prometheus recorder,
 //! the metric names, and the stop signal with its deadline; and what its HTTP
-//! servers share: binding their listeners, their timeout flags.
+//! servers share: binding their listeners, their timeout flags, the hyper
+//! settings of a connection and the accept step.
 
 pub mod admin;
+pub mod http_server;
 pub mod http_timeouts;
 pub mod listen;
 pub mod metric_names;

@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use lucent_common::backend::key_store::KeyStore;
 use lucent_common::process::admin::{self, Readiness};
+use lucent_common::process::http_server::{accept, connection_builder, Accepted};
 use lucent_common::process::metric_names as m;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -39,16 +39,8 @@ use crate::app::{App, LINGER_TIMEOUT};
 use crate::connection::{self, Activity, CloseReason, ConnectionLimits, Stop};
 use crate::rate_limit::LocalLimiter;
 
-/// Largest request head hyper buffers, per connection: HTTP/1's read buffer
-/// (past it, hyper answers 431 and closes) and HTTP/2's header list. Real
-/// heads are well under 8 KiB; nginx allows 32 KiB. hyper's own HTTP/1 default
-/// (about 400 KB) let 1 500 unfinished heads grow the process by 600 MB.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// Quiet time on an HTTP/2 connection after which the server sends a PING...
-const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
-/// ...and how long the peer has to answer it before the connection is closed:
-/// a vanished peer of a long request is noticed within a minute.
-const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent requests one HTTP/2 connection may open.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
 /// Time each step after draining (closing what is left, flushing, stopping
 /// the admin listener) gets at least, however much of the drain timeout is left.
 pub const MIN_STEP_TIME: Duration = Duration::from_secs(1);
@@ -135,38 +127,21 @@ pub async fn run(
         first_request_timeout: limits.first_request_timeout,
         idle_timeout: limits.idle_timeout,
     };
-    let builder = builder(&limits);
+    let builder = connection_builder(limits.header_read_timeout, H2_MAX_CONCURRENT_STREAMS);
 
     tokio::pin!(shutdown);
-    loop {
-        // The permit is taken before accepting, so at the limit new connections
-        // wait in the listen backlog instead of being accepted and starved.
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Usually EMFILE: back off so the loop does not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(Accepted {
+        stream,
+        peer,
+        permit,
+    }) = accept(&listener, &connections, shutdown.as_mut()).await
+    {
         let accepted = Instant::now();
         let Some(peer_slot) = peers.take(peer.ip()) else {
             CloseReason::PeerLimit.count();
             tracing::debug!(%peer, "closing connection over the per-address cap");
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let activity = Activity::new(accepted);
         let service = {
             let (app, activity) = (app.clone(), activity.clone());
@@ -237,26 +212,6 @@ pub async fn run(
         tracing::warn!("admin listener did not stop in time");
     }
     tracing::info!("shutdown complete");
-}
-
-/// The HTTP settings of every public connection.
-fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        // Bounds the concurrent requests one HTTP/2 connection can open.
-        .max_concurrent_streams(256)
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
-    builder
 }
 
 /// Open connections per peer address, for the optional per-address cap.

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use lucent_common::process::admin::{self, Readiness};
+use lucent_common::process::http_server::{accept, connection_builder, Accepted};
 use lucent_common::process::metric_names as m;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -36,13 +36,6 @@ use tokio::task::JoinSet;
 
 use crate::app::App;
 
-/// Largest request head hyper buffers, per connection: real heads are well
-/// under 8 KiB (nginx allows 32 KiB); hyper's own HTTP/1 default is about 400 KB.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// Quiet time on an HTTP/2 connection after which the server sends a PING...
-const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
-/// ...and how long the peer has to answer it before the connection is closed.
-const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent requests one HTTP/2 connection may open. Event streams are
 /// bounded on their own (`max_event_streams`); this bounds the rest.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
@@ -100,33 +93,15 @@ pub async fn run(
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
-    let builder = builder(&limits);
+    let builder = connection_builder(limits.header_read_timeout, H2_MAX_CONCURRENT_STREAMS);
     metrics::gauge!(m::QUERY_CONNECTIONS).increment(0.0);
 
     tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Usually EMFILE: back off so the loop does not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(Accepted { stream, permit, .. }) =
+        accept(&listener, &permits, shutdown.as_mut()).await
+    {
         // Finished connection tasks are reaped here, so the set holds only open ones.
         while connections.try_join_next().is_some() {}
-        let _ = stream.set_nodelay(true);
         let requested = Arc::new(AtomicBool::new(false));
         let service = {
             let (app, requested) = (app.clone(), requested.clone());
@@ -186,25 +161,6 @@ pub async fn run(
         tracing::warn!("admin listener did not stop in time");
     }
     tracing::info!("shutdown complete");
-}
-
-/// The HTTP settings of every connection.
-fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
-    builder
 }
 
 /// Periodic upkeep: the secret-cache age gauge and the limiter's idle-key sweep.

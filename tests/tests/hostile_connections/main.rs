@@ -44,7 +44,7 @@ const KIB: usize = 1 << 10;
 const GUARD: Duration = Duration::from_secs(60);
 /// Longer than any test runs: a deadline set to this never fires during one.
 const NEVER_MS: &str = "600000";
-/// The request head limit the README documents (`MAX_HEADER_BYTES` in ingest).
+/// The request head limit the README documents (`lucent_common::process::http_server::MAX_HEADER_BYTES`).
 const MAX_HEAD_BYTES: usize = 32 * KIB;
 
 fn mib(bytes: u64) -> String {
