@@ -1,8 +1,8 @@
 //! What every Lucent process needs around its work: the admin listener
 //! (`/metrics`, `/healthz`, `/readyz`), logging and the Prometheus recorder,
-//! the metric names, and the stop signal with its deadline; and what its HTTP
-//! servers share: binding their listeners, their timeout flags, the hyper
-//! settings of a connection and the accept step.
+//! the metric names, the stop signal with its deadline, and the refresh of an
+//! in-memory table; and what its HTTP servers share: binding their listeners,
+//! their timeout flags, the hyper settings of a connection and the accept step.
 
 pub mod admin;
 pub mod http_server;
@@ -10,4 +10,5 @@ pub mod http_timeouts;
 pub mod listen;
 pub mod metric_names;
 pub mod shutdown;
+pub mod table_refresh;
 pub mod telemetry;

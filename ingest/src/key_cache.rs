@@ -21,6 +21,7 @@ use lucent_common::backend::key_store::{KeyRecord, KeyStore};
 use lucent_common::domain::api_key::{ApiKey, BuildApiKeyHasher};
 use lucent_common::domain::clock::Clock;
 use lucent_common::process::metric_names;
+use lucent_common::process::table_refresh::{Refresh, TableRefresh};
 
 /// What the table says about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +52,8 @@ pub struct KeyCache {
     /// The store's key table version the table was loaded at, when it has one.
     loaded_version: std::sync::Mutex<Option<u64>>,
     clock: Arc<dyn Clock>,
-    /// Wakes the refresher before its next tick. `Notify` keeps one permit when
-    /// nobody waits, so a request made during a reload is not lost.
-    refresh_requested: tokio::sync::Notify,
+    /// Wakes the refresher before its next tick (see [`TableRefresh::wake`]).
+    refresh_requested: Arc<tokio::sync::Notify>,
 }
 
 impl KeyCache {
@@ -63,7 +63,7 @@ impl KeyCache {
             loaded_at_ms: AtomicU64::new(0),
             loaded_version: std::sync::Mutex::new(None),
             clock,
-            refresh_requested: tokio::sync::Notify::new(),
+            refresh_requested: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -198,40 +198,42 @@ impl KeyCache {
         store: Arc<dyn KeyStore>,
         interval: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let cache = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                // Asked explicitly: a key just changed, so reload without asking.
-                let forced = tokio::select! {
-                    _ = ticker.tick() => false,
-                    _ = cache.refresh_requested.notified() => true,
-                };
-                let refreshed = if forced {
-                    cache.refresh(store.as_ref()).await.map(|_| ())
-                } else {
-                    cache.refresh_if_changed(store.as_ref()).await.map(|_| ())
-                };
-                match refreshed {
-                    Ok(()) => {
-                        if failing {
-                            tracing::info!(keys = cache.len(), "key table refresh recovered");
-                        }
-                        failing = false;
-                    }
-                    Err(e) => {
-                        metrics::counter!(metric_names::INGEST_KEY_REFRESH_FAILURES).increment(1);
-                        metrics::gauge!(metric_names::INGEST_KEY_CACHE_AGE).set(cache.age_secs());
-                        if !failing {
-                            tracing::warn!(error = %e, "key table refresh failed; serving the last loaded table");
-                        }
-                        failing = true;
-                    }
-                }
-            }
+        let refresh = TableRefresh {
+            table: "key table",
+            interval,
+            wake: Some(self.refresh_requested.clone()),
+            failures_metric: metric_names::INGEST_KEY_REFRESH_FAILURES,
+            age_metric: metric_names::INGEST_KEY_CACHE_AGE,
+        };
+        refresh.spawn(FromStore {
+            cache: self.clone(),
+            store,
         })
+    }
+}
+
+/// The key table and the store it is loaded from, as the refresher sees them.
+struct FromStore {
+    cache: Arc<KeyCache>,
+    store: Arc<dyn KeyStore>,
+}
+
+#[async_trait::async_trait]
+impl Refresh for FromStore {
+    async fn refresh(&self, forced: bool) -> Result<(), StoreError> {
+        // Asked explicitly: a key just changed, so reload without asking.
+        if forced {
+            self.cache.refresh(self.store.as_ref()).await.map(|_| ())
+        } else {
+            self.cache
+                .refresh_if_changed(self.store.as_ref())
+                .await
+                .map(|_| ())
+        }
+    }
+
+    fn age_secs(&self) -> f64 {
+        self.cache.age_secs()
     }
 }
 

@@ -18,6 +18,7 @@ use lucent_common::backend::secret_store::{SecretRecord, SecretStore};
 use lucent_common::domain::clock::Clock;
 use lucent_common::domain::secret_key::{Scope, SecretDigest, SecretKey};
 use lucent_common::process::metric_names as m;
+use lucent_common::process::table_refresh::{Refresh, TableRefresh};
 
 /// Who a request acts as, once its key checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,30 +129,35 @@ impl SecretCache {
         store: Arc<dyn SecretStore>,
         interval: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let cache = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                ticker.tick().await;
-                match cache.refresh(store.as_ref()).await {
-                    Ok(()) if failing => {
-                        tracing::info!("secret table reload recovered");
-                        failing = false;
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        metrics::counter!(m::QUERY_SECRET_REFRESH_FAILURES).increment(1);
-                        metrics::gauge!(m::QUERY_SECRET_CACHE_AGE).set(cache.age_secs());
-                        if !failing {
-                            tracing::warn!(error = %e, "secret table reload failed; using the last loaded table");
-                        }
-                        failing = true;
-                    }
-                }
-            }
+        let refresh = TableRefresh {
+            table: "secret table",
+            interval,
+            wake: None,
+            failures_metric: m::QUERY_SECRET_REFRESH_FAILURES,
+            age_metric: m::QUERY_SECRET_CACHE_AGE,
+        };
+        refresh.spawn(FromStore {
+            cache: self.clone(),
+            store,
         })
+    }
+}
+
+/// The secret table and the store it is loaded from, as the refresher sees them.
+struct FromStore {
+    cache: Arc<SecretCache>,
+    store: Arc<dyn SecretStore>,
+}
+
+#[async_trait::async_trait]
+impl Refresh for FromStore {
+    /// A whole reload every time: the secret table has no version to check.
+    async fn refresh(&self, _forced: bool) -> Result<(), StoreError> {
+        self.cache.refresh(self.store.as_ref()).await
+    }
+
+    fn age_secs(&self) -> f64 {
+        self.cache.age_secs()
     }
 }
 
