@@ -97,15 +97,7 @@ pub async fn run(
         metrics,
     } = served;
     register_metrics();
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(admin::serve(
-        admin_listener,
-        metrics,
-        Arc::new(AppReadiness(app.clone())) as Arc<dyn Readiness>,
-        async {
-            let _ = admin_stopped.await;
-        },
-    ));
+    let admin = admin::spawn(admin_listener, metrics, Arc::new(AppReadiness(app.clone())));
 
     // Load keys before serving when the store answers; a store that is down at
     // start leaves /readyz at 503 and the refresher keeps trying.
@@ -204,13 +196,7 @@ pub async fn run(
     }
     refresher.abort();
     housekeeping.abort();
-    let _ = stop_admin.send(());
-    if tokio::time::timeout(MIN_STEP_TIME, admin_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("admin listener did not stop in time");
-    }
+    admin.stop(MIN_STEP_TIME).await;
     tracing::info!("shutdown complete");
 }
 

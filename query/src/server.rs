@@ -70,15 +70,7 @@ pub async fn run(
     (listener, admin_listener): (TcpListener, TcpListener),
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(admin::serve(
-        admin_listener,
-        metrics,
-        Arc::new(AppReadiness(app.clone())) as Arc<dyn Readiness>,
-        async {
-            let _ = admin_stopped.await;
-        },
-    ));
+    let admin = admin::spawn(admin_listener, metrics, Arc::new(AppReadiness(app.clone())));
 
     // Load the secret table before serving when the store answers; a store
     // that is down at start leaves /readyz at 503 and the refresher retrying.
@@ -156,10 +148,7 @@ pub async fn run(
     .await;
     refresher.abort();
     housekeeping.abort();
-    let _ = stop_admin.send(());
-    if tokio::time::timeout(STEP_TIME, admin_task).await.is_err() {
-        tracing::warn!("admin listener did not stop in time");
-    }
+    admin.stop(STEP_TIME).await;
     tracing::info!("shutdown complete");
 }
 

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -54,6 +55,37 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// The admin endpoints served in a task of their own, until [`AdminTask::stop`].
+pub struct AdminTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves the admin endpoints in a task of their own (see [`serve`]), for a
+/// server that stops them last, after its own drain.
+pub fn spawn(
+    listener: TcpListener,
+    metrics: PrometheusHandle,
+    readiness: Arc<dyn Readiness>,
+) -> AdminTask {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, metrics, readiness, async {
+        let _ = stopped.await;
+    }));
+    AdminTask { stop, task }
+}
+
+impl AdminTask {
+    /// Stops accepting admin connections and waits for the task to end, at
+    /// most `timeout` (logged when it did not end in time).
+    pub async fn stop(self, timeout: Duration) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(timeout, self.task).await.is_err() {
+            tracing::warn!("admin listener did not stop in time");
+        }
     }
 }
 
