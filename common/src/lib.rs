@@ -9,7 +9,9 @@
 //! - [`kafka`]: the distributed queue.
 //! - [`scylla`]: the distributed store.
 //! - [`open`]: backend URLs and flags, and opening a backend from them.
-//! - [`process`]: admin HTTP, telemetry, metric names, shutdown.
+//! - [`process`]: admin HTTP, telemetry, metric names, shutdown, the refresh
+//!   of an in-memory table, and what the HTTP servers share (timeout flags,
+//!   binding, hyper connection settings, the accept step).
 //!
 //! Dependencies point one way: backends use `domain` and `backend`; `open` uses
 //! the backends; nothing in `domain` or `backend` knows a backend.
