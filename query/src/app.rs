@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::api_error::ApiError;
 use crate::body::{json_response, Body};
+use crate::page::{self, Asset};
 use crate::rate_limit::{Decision, SecretLimiter};
 use crate::secret_cache::{Caller, Lookup, SecretCache};
 
@@ -60,6 +61,8 @@ pub struct App {
 /// What a request asks for, once its path and method are known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operation<'a> {
+    /// A file of the replay page.
+    Page(&'static Asset),
     Health,
     Ready,
     ListSessions,
@@ -76,7 +79,7 @@ impl Operation<'_> {
     /// The scope a key needs; `None`: no key needed.
     fn scope(&self) -> Option<Scope> {
         match self {
-            Operation::Health | Operation::Ready => None,
+            Operation::Page(_) | Operation::Health | Operation::Ready => None,
             Operation::ListSessions | Operation::GetSession(_) | Operation::StreamEvents(_) => {
                 Some(Scope::Read)
             }
@@ -90,6 +93,7 @@ impl Operation<'_> {
     /// The `route` label of request metrics.
     fn label(&self) -> &'static str {
         match self {
+            Operation::Page(_) => "page",
             Operation::Health | Operation::Ready => "health",
             Operation::ListSessions => "sessions",
             Operation::GetSession(_) => "session",
@@ -103,7 +107,8 @@ impl Operation<'_> {
 }
 
 /// Values of the `route` label, for creating the series at zero.
-const ROUTE_LABELS: [&str; 9] = [
+const ROUTE_LABELS: [&str; 10] = [
+    "page",
     "health",
     "sessions",
     "session",
@@ -115,9 +120,14 @@ const ROUTE_LABELS: [&str; 9] = [
     "other",
 ];
 
-/// Every path (as the OpenAPI spec writes it) and method the API serves; a
-/// test holds the router to it, and another the spec.
-pub const ROUTES: [(&str, Method); 9] = [
+/// Every path (as the OpenAPI spec writes it) and method the server answers,
+/// the replay page's files included; a test holds the router to it, and
+/// another the spec.
+pub const ROUTES: [(&str, Method); 13] = [
+    ("/", Method::GET),
+    ("/index.html", Method::GET),
+    ("/app.js", Method::GET),
+    ("/app.css", Method::GET),
     ("/healthz", Method::GET),
     ("/readyz", Method::GET),
     ("/api/v1/sessions", Method::GET),
@@ -134,6 +144,13 @@ pub const ROUTES: [(&str, Method); 9] = [
 fn operation<'a>(path: &'a str, method: &Method) -> Result<Operation<'a>, ApiError> {
     let get = method == Method::GET;
     let wrong = |allow| Err(ApiError::MethodNotAllowed { allow });
+    if let Some(asset) = page::asset(path) {
+        return if get {
+            Ok(Operation::Page(asset))
+        } else {
+            wrong("GET")
+        };
+    }
     if path == "/healthz" || path == "/readyz" {
         return match (get, path) {
             (true, "/healthz") => Ok(Operation::Health),
@@ -209,7 +226,8 @@ fn presented_key(headers: &HeaderMap) -> Result<SecretKey, ApiError> {
     }
 }
 
-/// Headers on every response: nothing is sniffed, cached, framed or referred.
+/// Headers on every response of the API: nothing is sniffed, cached, framed
+/// or referred. The replay page's files carry their own (`page::add_page_headers`).
 const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::CACHE_CONTROL, "no-store"),
@@ -267,12 +285,17 @@ impl App {
         let (parts, body) = req.into_parts();
         let operation = operation(parts.uri.path(), &parts.method);
         let label = operation.as_ref().map_or("other", Operation::label);
+        let is_page = matches!(operation, Ok(Operation::Page(_)));
         let answer = match operation {
             Ok(operation) => self.perform(operation, &parts, body).await,
             Err(error) => Err(error),
         };
         let mut response = answer.unwrap_or_else(ApiError::into_response);
-        add_security_headers(response.headers_mut());
+        if is_page {
+            page::add_page_headers(response.headers_mut());
+        } else {
+            add_security_headers(response.headers_mut());
+        }
         let status = response.status();
         metrics::counter!(m::QUERY_REQUESTS, "route" => label, "status" => status.as_str().to_string())
             .increment(1);
@@ -293,6 +316,7 @@ impl App {
         };
         let query = parts.uri.query();
         match (operation, caller) {
+            (Operation::Page(asset), _) => Ok(page::response(asset, &parts.headers)),
             (Operation::Health, _) => Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok"}),
@@ -384,7 +408,15 @@ mod tests {
                 allow: "GET, DELETE"
             })
         );
-        assert_eq!(op("/", Method::GET), Err(ApiError::NotFound));
+        assert_eq!(
+            op("/", Method::GET),
+            Ok(Operation::Page(page::asset("/index.html").unwrap()))
+        );
+        assert_eq!(
+            op("/", Method::POST),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        );
+        assert_eq!(op("/app.js.map", Method::GET), Err(ApiError::NotFound));
         assert_eq!(
             op("/api/v1/sessions/a/b", Method::GET),
             Err(ApiError::NotFound)
@@ -418,6 +450,17 @@ mod tests {
                     Err(other) => panic!("{method} {path}: {other:?}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_file_of_the_page_is_a_listed_route() {
+        for asset in &page::ASSETS {
+            assert!(
+                ROUTES.contains(&(asset.path, Method::GET)),
+                "{} is not in ROUTES",
+                asset.path
+            );
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`config`]: flags, environment variables and their defaults.
 //! - [`server`]: accept loop, connection limits and the shutdown order.
 //! - [`app`]: routing, authentication, scope, rate limit; the security headers.
+//! - [`page`]: the replay page's files, embedded, and their headers.
 //! - [`api_error`]: every refusal and its HTTP mapping, in one `match`.
 //! - [`body`]: response bodies (whole or streamed) and bounded request bodies.
 //! - [`secret_cache`]: the in-memory secret-key table and its refresher.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod cursor;
 pub mod events;
 pub mod keys;
+pub mod page;
 pub mod query_params;
 pub mod rate_limit;
 pub mod secret_cache;

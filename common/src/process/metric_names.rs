@@ -82,7 +82,8 @@ pub const CONSUMER_IN_FLIGHT: &str = "lucent_consumer_in_flight";
 // ---- lucent-query ----
 
 /// Counter. Requests answered, by `route` (`sessions`, `session`, `events`,
-/// `erase`, `keys_list`, `keys_create`, `key_revoke`, `health`, `other`) and `status` code.
+/// `erase`, `keys_list`, `keys_create`, `key_revoke`, `health`, `page` (the
+/// replay page's files), `other`) and `status` code.
 pub const QUERY_REQUESTS: &str = "lucent_query_requests_total";
 /// Histogram, seconds. Time from request head to response head, by `route`
 /// (an event stream's body is sent after this).

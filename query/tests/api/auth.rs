@@ -130,8 +130,8 @@ async fn a_read_key_may_read_but_not_erase_nor_manage_keys() {
 async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let server = TestServer::start().await;
     for path in [
-        "/",
-        "/index.html",
+        "/index.htm",
+        "/app.js.map",
         "/api/v1",
         "/api/v1/nothing",
         "/api/v1/sessions/a/b",

@@ -9,7 +9,9 @@
 //! - `erase`: erasure and its tombstone;
 //! - `keys`: the organization's public keys;
 //! - `rate_limit`: the per-secret-key window;
-//! - `metrics`: what the admin port exports.
+//! - `metrics`: what the admin port exports;
+//! - `page`: the replay page's files, their headers, and that the committed
+//!   build is not stale.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -20,5 +22,6 @@ mod events;
 mod keys;
 mod listing;
 mod metrics;
+mod page;
 mod rate_limit;
 mod rows;
