@@ -18,6 +18,7 @@ mkdir -p data
 
 key=$("$bin/lucent-ingest" keys create --org demo)
 secret=$("$bin/lucent-query" secrets create --org demo --scope admin --name demo)
+read_key=$("$bin/lucent-query" secrets create --org demo --scope read --name replay-page)
 "$bin/lucent-consumer" run &
 consumer=$!
 "$bin/lucent-ingest" serve &
@@ -51,6 +52,14 @@ Then read it back over HTTP:
 or on this machine:
   $bin/lucent-consumer sessions list --org demo
   $bin/lucent-consumer sessions export --org demo --session demo-session
+
+Watch sessions on the replay page: http://localhost:8090/
+  Secret key to enter there (org "demo", scope read; shown only now): $read_key
+  (The curl batch above has no real snapshot: it is listed but cannot be played.)
+  To record a real page: cd sdk && npm ci && npm run build && cd .. &&
+  python3 -m http.server 8000, then open
+  http://localhost:8000/sdk/test-page/index.html?endpoint=http://localhost:8080&key=$key&flush=1000&mask=0
+  type and click there, and the session shows on the replay page within seconds.
 
 Ctrl-C stops all three processes.
 MSG
