@@ -132,6 +132,8 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     for path in [
         "/index.htm",
         "/app.js.map",
+        "/manifest.json",
+        "/dist/app.js",
         "/api/v1",
         "/api/v1/nothing",
         "/api/v1/sessions/a/b",
