@@ -125,6 +125,11 @@ for (const queue of ['sqlite', 'kafka']) {
         assert.deepEqual(await frame.locator('#items li').allTextContents(), TAB1_VALUES);
         assert.equal(await frame.locator('h1').textContent(), FINAL_TITLE);
         assert.equal(await frame.locator('body').getAttribute('class'), 'done');
+        // At 1280×720 the recording and the controls fit without scrolling.
+        for (const part of ['#stage', '#play', '#seek', '#speed']) {
+          const box = await page.locator(part).boundingBox();
+          assert.ok(box.y + box.height <= 720 && box.x + box.width <= 1280, `${part} within 1280×720: ${JSON.stringify(box)}`);
+        }
         const shot = await screenshot(page, `${queue}-tab1`);
         if (queue === 'sqlite' && process.env.LUCENT_UPDATE_SCREENSHOT) fs.copyFileSync(shot, path.join(REPO, 'docs/replay-page.png'));
       });
