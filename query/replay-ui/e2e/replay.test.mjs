@@ -130,6 +130,22 @@ for (const queue of ['sqlite', 'kafka']) {
           const box = await page.locator(part).boundingBox();
           assert.ok(box.y + box.height <= 720 && box.x + box.width <= 1280, `${part} within 1280×720: ${JSON.stringify(box)}`);
         }
+        // Back to just after the first value was typed, before it was added:
+        // the replayed input holds the text as typed.
+        const events = await stack.api(`/api/v1/sessions/${sid}/events?windowId=${encodeURIComponent(first.windowId)}`);
+        const typed = events.find((e) => e.type === 3 && e.data.source === 5 && e.data.text === TAB1_VALUES[0]);
+        assert.ok(typed, 'the input event of the first value was stored');
+        const t0 = Math.min(...events.map((e) => e.timestamp));
+        await page.locator('#seek').evaluate((input, value) => {
+          input.value = value;
+          input.dispatchEvent(new Event('change'));
+        }, String(typed.timestamp - t0 + 1));
+        await waitFor(async () => (await frame.locator('#name').inputValue({ timeout: 1000 }).catch(() => null)) === TAB1_VALUES[0], {
+          timeoutMs: 10_000,
+          message: `the replayed input does not hold "${TAB1_VALUES[0]}"`,
+        });
+        assert.deepEqual(await frame.locator('#items li').allTextContents(), [], 'not yet added');
+        await playToEnd(page, first.sessionId, first.windowId);
         const shot = await screenshot(page, `${queue}-tab1`);
         if (queue === 'sqlite' && process.env.LUCENT_UPDATE_SCREENSHOT) fs.copyFileSync(shot, path.join(REPO, 'docs/replay-page.png'));
       });
