@@ -176,7 +176,8 @@ for (const queue of ['sqlite', 'kafka']) {
       });
 
       await t.test('a session that arrives slowly plays before its last piece', async () => {
-        // The stream of tab 1 in 20 pieces, 150 ms apart, through a slow proxy.
+        // The stream of tab 1 in 20 pieces, 150 ms apart, through a slow proxy
+        // that holds the last piece until the player has been seen playing.
         const proxy = await slowEventsProxy(stack.queryUrl, { pieces: 20, delayMs: 150 });
         const slow = await viewing.newPage();
         try {
@@ -189,6 +190,7 @@ for (const queue of ['sqlite', 'kafka']) {
           assert.equal(when.stream, 'streaming', 'the player was ready while the events were still arriving');
           await slow.locator('#play').click();
           assert.equal(await slow.locator('#player').getAttribute('data-stream'), 'streaming', 'and played before the last piece');
+          proxy.release();
           await slow.locator('#player[data-stream="done"]').waitFor({ timeout: 20_000 });
           const total = Number(await slow.locator('#player').getAttribute('data-events'));
           t.diagnostic(`playable after ${when.events} of ${total} events`);

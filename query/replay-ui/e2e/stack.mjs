@@ -179,11 +179,16 @@ export async function playToEnd(page, sessionId, windowId = null) {
 /**
  * A proxy to `target` (an http://host:port URL) on a free loopback port that
  * passes everything through, except that the body of an events stream is
- * sent in `pieces` pieces `delayMs` apart (uncompressed): a large session on
- * a slow link, to see the player start before the last piece. Returns
- * `{url, close()}`.
+ * sent in `pieces` pieces `delayMs` apart (uncompressed), and its last piece
+ * only once the test calls `release()`: a large session on a slow link, held
+ * open for as long as the test needs to see the player start before the end,
+ * however busy the machine is. Returns `{url, release(), close()}`.
  */
 export async function slowEventsProxy(target, { pieces = 20, delayMs = 100 } = {}) {
+  let release;
+  const released = new Promise((resolve) => {
+    release = resolve;
+  });
   const upstream = new URL(target);
   const server = http.createServer((req, res) => {
     const slow = /^\/api\/v1\/sessions\/[^/]+\/events/.test(req.url);
@@ -201,6 +206,7 @@ export async function slowEventsProxy(target, { pieces = 20, delayMs = 100 } = {
         const body = Buffer.concat(chunks);
         const size = Math.ceil(body.length / pieces);
         for (let at = 0; at < body.length; at += size) {
+          if (at + size >= body.length) await released;
           res.write(body.subarray(at, at + size));
           await new Promise((resolve) => setTimeout(resolve, delayMs));
         }
@@ -213,7 +219,11 @@ export async function slowEventsProxy(target, { pieces = 20, delayMs = 100 } = {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    release,
+    close: () => {
+      release();
+      return new Promise((resolve) => server.close(resolve));
+    },
   };
 }
 
