@@ -65,16 +65,7 @@ pub async fn rewriting_a_batch_with_fewer_parts_removes_the_stale_parts(store: A
 pub async fn read_session_orders_chunks_by_window_then_seq_then_part(store: Arc<dyn Store>) {
     let t = now_ms() - 30 * MINUTE_MS;
     let c = |window: &str, seq: u64, part: u32, part_count: u32| {
-        chunk(
-            "org-a",
-            "s1",
-            window,
-            seq,
-            part,
-            part_count,
-            &[(3, t + seq)],
-            None,
-        )
+        part_of_s1(window, seq, part, part_count, t)
     };
     // Written out of order; seq 10 after seq 2 checks numeric, not text, order.
     let batches = [

@@ -66,16 +66,7 @@ pub async fn a_session_is_only_found_in_its_own_org(store: Arc<dyn Store>) {
 pub async fn read_chunks_pages_one_window_in_seq_then_part_order(store: Arc<dyn Store>) {
     let t = now_ms() - 30 * MINUTE_MS;
     let c = |window: &str, seq: u64, part: u32, part_count: u32| {
-        chunk(
-            "org-a",
-            "s1",
-            window,
-            seq,
-            part,
-            part_count,
-            &[(3, t + seq)],
-            None,
-        )
+        part_of_s1(window, seq, part, part_count, t)
     };
     let batches = [
         vec![c("w", 10, 0, 1)],

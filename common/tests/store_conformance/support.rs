@@ -80,6 +80,21 @@ pub fn chunk(
     }
 }
 
+/// Part `part` of `part_count` of batch `seq` in a window of org-a's session
+/// "s1": one incremental snapshot at `t + seq`.
+pub fn part_of_s1(window: &str, seq: u64, part: u32, part_count: u32, t: u64) -> Chunk {
+    chunk(
+        "org-a",
+        "s1",
+        window,
+        seq,
+        part,
+        part_count,
+        &[(3, t + seq)],
+        None,
+    )
+}
+
 /// A one-part batch with incremental snapshots (type 3) at `times`.
 pub fn simple(org: &str, session: &str, seq: u64, times: &[u64]) -> Chunk {
     let events: Vec<(u8, u64)> = times.iter().map(|t| (3, *t)).collect();
