@@ -11,7 +11,8 @@
 //! - [`open`]: backend URLs and flags, and opening a backend from them.
 //! - [`process`]: admin HTTP, telemetry, metric names, shutdown, the refresh
 //!   of an in-memory table, and what the HTTP servers share (timeout flags,
-//!   binding, hyper connection settings, the accept step).
+//!   binding, hyper connection settings, the accept step, the connection
+//!   supervisor).
 //!
 //! Dependencies point one way: backends use `domain` and `backend`; `open` uses
 //! the backends; nothing in `domain` or `backend` knows a backend.

@@ -5,8 +5,6 @@
 //! Layout:
 //! - [`config`]: flags, environment variables and their defaults.
 //! - [`server`]: accept loop, connection limits and the shutdown order.
-//! - [`connection`]: one connection's deadlines (first request, idle), its part
-//!   of the shutdown, and why it closed.
 //! - [`app`]: the request pipeline of the public port.
 //! - [`api_error`]: every refusal and its HTTP mapping, in one `match`.
 //! - [`cors`]: the CORS headers.
@@ -22,7 +20,6 @@ pub mod api_error;
 pub mod app;
 pub mod body;
 pub mod config;
-pub mod connection;
 pub mod cors;
 pub mod key_cache;
 pub mod key_events;

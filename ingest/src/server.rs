@@ -28,6 +28,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lucent_common::backend::key_store::KeyStore;
 use lucent_common::process::admin::{self, Readiness};
+use lucent_common::process::connection::{self, Activity, CloseReason, ConnectionLimits, Stop};
 use lucent_common::process::http_server::{accept, connection_builder, Accepted};
 use lucent_common::process::metric_names as m;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -36,7 +37,6 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::app::{App, LINGER_TIMEOUT};
-use crate::connection::{self, Activity, CloseReason, ConnectionLimits, Stop};
 use crate::rate_limit::LocalLimiter;
 
 /// Concurrent requests one HTTP/2 connection may open.
@@ -130,7 +130,7 @@ pub async fn run(
     {
         let accepted = Instant::now();
         let Some(peer_slot) = peers.take(peer.ip()) else {
-            CloseReason::PeerLimit.count();
+            CloseReason::PeerLimit.count(m::INGEST_CONNECTIONS_CLOSED);
             tracing::debug!(%peer, "closing connection over the per-address cap");
             continue;
         };
@@ -164,7 +164,7 @@ pub async fn run(
             gauge.increment(1.0);
             let reason =
                 connection::supervise(connection, activity, connection_limits, stop_seen).await;
-            reason.count();
+            reason.count(m::INGEST_CONNECTIONS_CLOSED);
             gauge.decrement(1.0);
             drop((permit, peer_slot, alive));
         });

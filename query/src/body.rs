@@ -10,6 +10,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use lucent_common::process::connection::RequestGuard;
 use tokio::sync::mpsc;
 
 use crate::api_error::ApiError;
@@ -66,6 +67,48 @@ impl hyper::body::Body for ChannelBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+/// `body`, keeping `request` open for its connection's supervisor until the
+/// body has ended (or hyper dropped it): an event stream in progress is an
+/// open request, which the idle timeout does not close.
+pub fn held_open(body: Body, request: RequestGuard) -> Body {
+    HeldOpen {
+        body,
+        request: Some(request),
+    }
+    .boxed()
+}
+
+/// See [`held_open`].
+struct HeldOpen {
+    body: Body,
+    /// Dropped when the body ends or fails.
+    request: Option<RequestGuard>,
+}
+
+impl hyper::body::Body for HeldOpen {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let next = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
+            self.request = None;
+        }
+        next
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

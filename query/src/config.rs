@@ -107,6 +107,12 @@ pub struct ServeConfig {
     /// Most open client connections; past it, new ones wait in the kernel's backlog.
     #[arg(long, env = "LUCENT_QUERY_MAX_CONNECTIONS", default_value_t = 1_024)]
     pub max_connections: usize,
+    /// Milliseconds with no request open after which a connection is closed
+    /// (GOAWAY on HTTP/2); an event stream being sent is an open request.
+    /// HTTP/1 connections close earlier, after --header-read-timeout-ms, when
+    /// that is shorter.
+    #[arg(long, env = "LUCENT_QUERY_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
     /// First-request, header-read, body-read and drain timeouts, as every
     /// Lucent HTTP server takes them (the body timeout bounds `POST /api/v1/keys`;
     /// the drain waits for event streams too).
@@ -134,6 +140,7 @@ impl ServeConfig {
             max_connections: self.max_connections.max(1),
             first_request_timeout: self.timeouts.first_request_timeout(),
             header_read_timeout: Duration::from_millis(self.timeouts.header_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
             drain_timeout: self.timeouts.drain_timeout(),
             secret_refresh_interval: Duration::from_millis(self.secret_refresh_ms.max(1)),
         }
@@ -164,6 +171,7 @@ mod tests {
         let server = d.server_limits();
         assert_eq!(server.secret_refresh_interval, Duration::from_secs(2));
         assert_eq!(server.first_request_timeout, Duration::from_secs(10));
+        assert_eq!(server.idle_timeout, Duration::from_secs(60));
     }
 
     #[test]

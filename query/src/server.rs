@@ -1,40 +1,45 @@
 //! The accept loop, connection limits, and the shutdown order.
 //!
 //! Connections: at most `max_connections` open (the permit is taken before
-//! `accept`, so past it new ones wait in the kernel's backlog); a connection
-//! with no complete request head within `first_request_timeout` of accept is
+//! `accept`, so past it new ones wait in the kernel's backlog). Each accepted
+//! connection runs under [`connection::supervise`], as ingest's do: one with
+//! no complete request head within `first_request_timeout` of accept is
 //! dropped (silent sockets, partial HTTP/2 prefaces, slowloris heads: nothing
-//! is owed to such a peer); each later HTTP/1 head must arrive within
-//! `header_read_timeout` of the previous response (hyper's timer), which also
-//! closes idle keep-alive connections. An idle HTTP/2 connection stays open,
-//! within the connection limit; keep-alive pings close one whose peer vanished.
+//! is owed to such a peer); one with no request open for `idle_timeout` is
+//! closed (GOAWAY on HTTP/2), so neither a client sending a cheap refused
+//! request now and then nor an idle HTTP/2 connection holds a slot for good.
+//! A request stays open until its response body has been sent to its end, so
+//! the idle timeout never cuts an event stream in progress. Each later HTTP/1
+//! head must also arrive within `header_read_timeout` of the previous response
+//! (hyper's timer).
 //!
 //! Shutdown, in order, the whole within the drain timeout plus a second:
 //! 1. stop accepting (the listener is dropped; new connections are refused);
 //! 2. tell every connection to finish: HTTP/1 ones close after their current
 //!    response (an event stream is sent to its end), HTTP/2 ones send GOAWAY;
+//!    one with no request open closes within [`connection::CLOSE_GRACE`];
 //! 3. wait for them, at most `drain_timeout`, then drop every connection still
 //!    open (an event stream then stops at its next frame);
 //! 4. stop the secret refresher, the housekeeping and the admin listener.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use lucent_common::process::admin::{self, Readiness};
+use lucent_common::process::connection::{self, Activity, CloseReason, ConnectionLimits, Stop};
 use lucent_common::process::http_server::{accept, connection_builder, Accepted};
 use lucent_common::process::metric_names as m;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
 
 use crate::app::App;
+use crate::body::held_open;
 
 /// Concurrent requests one HTTP/2 connection may open. Event streams are
 /// bounded on their own (`max_event_streams`); this bounds the rest.
@@ -54,6 +59,9 @@ pub struct ServerLimits {
     pub first_request_timeout: Duration,
     /// Time for each later HTTP/1 request head, from the previous response.
     pub header_read_timeout: Duration,
+    /// Time with no request open (an event stream being sent is open) after
+    /// which a connection is closed (GOAWAY on HTTP/2).
+    pub idle_timeout: Duration,
     /// Longest wait for in-flight requests at shutdown.
     pub drain_timeout: Duration,
     /// How often the secret table is reloaded.
@@ -82,74 +90,80 @@ pub async fn run(
         .spawn_refresher(app.stores.secrets.clone(), limits.secret_refresh_interval);
     let housekeeping = spawn_housekeeping(app.clone());
 
-    let graceful = GracefulShutdown::new();
+    register_metrics();
+    let (stop, stop_seen) = watch::channel(Stop::Running);
+    // Every connection task holds a clone; `recv` returns `None` once the last
+    // one has ended.
+    let (connection_alive, mut connections_ended) = mpsc::channel::<()>(1);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut connections = JoinSet::new();
+    let connection_limits = ConnectionLimits {
+        first_request_timeout: limits.first_request_timeout,
+        idle_timeout: limits.idle_timeout,
+    };
     let builder = connection_builder(limits.header_read_timeout, H2_MAX_CONCURRENT_STREAMS);
-    metrics::gauge!(m::QUERY_CONNECTIONS).increment(0.0);
 
     tokio::pin!(shutdown);
     while let Some(Accepted { stream, permit, .. }) =
         accept(&listener, &permits, shutdown.as_mut()).await
     {
-        // Finished connection tasks are reaped here, so the set holds only open ones.
-        while connections.try_join_next().is_some() {}
-        let requested = Arc::new(AtomicBool::new(false));
+        let activity = Activity::new(Instant::now());
         let service = {
-            let (app, requested) = (app.clone(), requested.clone());
+            let (app, activity) = (app.clone(), activity.clone());
             service_fn(move |req| {
-                requested.store(true, Ordering::Relaxed);
+                let request = activity.request_started();
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(app.respond(req).await) }
+                async move {
+                    // The request stays open (for the idle timeout and the
+                    // drain) until its response body has been sent.
+                    let response = app.respond(req).await;
+                    Ok::<_, Infallible>(response.map(|body| held_open(body, request)))
+                }
             })
         };
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
-        let first_request_timeout = limits.first_request_timeout;
-        connections.spawn(async move {
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let (stop_seen, alive) = (stop_seen.clone(), connection_alive.clone());
+        tokio::spawn(async move {
             let open = metrics::gauge!(m::QUERY_CONNECTIONS);
             open.increment(1.0);
-            let no_request_in_time = async {
-                tokio::time::sleep(first_request_timeout).await;
-                if requested.load(Ordering::Relaxed) {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                result = connection => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                () = no_request_in_time => {
-                    tracing::debug!("closing a connection that sent no request in time");
-                }
-            }
+            let reason =
+                connection::supervise(connection, activity, connection_limits, stop_seen).await;
+            tracing::debug!(reason = reason.label(), "connection closed");
+            reason.count(m::QUERY_CONNECTIONS_CLOSED);
             open.decrement(1.0);
-            drop(permit);
+            drop((permit, alive));
         });
     }
 
     drop(listener);
+    drop(connection_alive);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+    let _ = stop.send(Stop::Drain);
+    if tokio::time::timeout(limits.drain_timeout, connections_ended.recv())
         .await
         .is_err()
     {
         tracing::warn!(timeout = ?limits.drain_timeout, "drain timed out; closing remaining connections");
+        let _ = stop.send(Stop::Abort);
+        let _ = tokio::time::timeout(STEP_TIME, connections_ended.recv()).await;
     }
-    connections.abort_all();
-    let _ = tokio::time::timeout(STEP_TIME, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
     refresher.abort();
     housekeeping.abort();
     admin.stop(STEP_TIME).await;
     tracing::info!("shutdown complete");
+}
+
+/// Creates the connection series at zero (the request path's own series are
+/// registered by [`App::new`]).
+fn register_metrics() {
+    let close_reasons = CloseReason::ALL.map(CloseReason::label);
+    lucent_common::process::telemetry::zero_counter(
+        m::QUERY_CONNECTIONS_CLOSED,
+        "reason",
+        &close_reasons,
+    );
+    metrics::gauge!(m::QUERY_CONNECTIONS).increment(0.0);
 }
 
 /// Periodic upkeep: the secret-cache age gauge and the limiter's idle-key sweep.

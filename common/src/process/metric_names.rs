@@ -112,6 +112,11 @@ pub const QUERY_SECRET_CACHE_AGE: &str = "lucent_query_secret_cache_age_seconds"
 pub const QUERY_SECRET_REFRESH_FAILURES: &str = "lucent_query_secret_refresh_failures_total";
 /// Gauge. Open client connections.
 pub const QUERY_CONNECTIONS: &str = "lucent_query_connections";
+/// Counter. Client connections of the read API closed, by `reason`, with the
+/// meanings of [`INGEST_CONNECTIONS_CLOSED`] (`peer_limit` stays zero: the
+/// read API has no per-address cap). An event stream still being sent counts
+/// as an open request, so `idle_timeout` never cuts one.
+pub const QUERY_CONNECTIONS_CLOSED: &str = "lucent_query_connections_closed_total";
 
 /// Histogram buckets for latencies, in seconds: 0.5 ms to 10 s, dense around the
 /// single-digit milliseconds where the ingest p99 target sits.
@@ -171,4 +176,5 @@ pub const ALL_QUERY: &[&str] = &[
     QUERY_SECRET_CACHE_AGE,
     QUERY_SECRET_REFRESH_FAILURES,
     QUERY_CONNECTIONS,
+    QUERY_CONNECTIONS_CLOSED,
 ];

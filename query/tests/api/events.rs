@@ -3,15 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use http::Method;
-use lucent_common::backend::error::StoreError;
-use lucent_common::backend::session_store::{
-    Chunk, ChunkPosition, DeadLetterSummary, PageRequest, SessionPage, SessionReader,
-    SessionSummary,
-};
 use lucent_common::domain::secret_key::Scope;
-use lucent_common::sqlite::store::SqliteStore;
 
 use crate::support::*;
 
@@ -181,67 +174,27 @@ async fn an_unknown_window_is_not_found() {
     assert_eq!(found.text(), array(&[&one]));
 }
 
-/// The store, except that chunk reads fail once `reads_left` are used up.
-struct FailingReads {
-    store: Arc<SqliteStore>,
-    reads_left: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl SessionReader for FailingReads {
-    async fn list_sessions(
-        &self,
-        org_id: &str,
-        since_ms: u64,
-        until_ms: u64,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.store
-            .list_sessions(org_id, since_ms, until_ms, page)
-            .await
-    }
-
-    async fn session(
-        &self,
-        org_id: &str,
-        session_id: &str,
-    ) -> Result<Option<SessionSummary>, StoreError> {
-        self.store.session(org_id, session_id).await
-    }
-
-    async fn read_chunks(
-        &self,
-        org_id: &str,
-        session_id: &str,
-        window_id: &str,
-        after: Option<ChunkPosition>,
-        limit: usize,
-    ) -> Result<Vec<Chunk>, StoreError> {
-        let left = self.reads_left.load(Ordering::SeqCst);
-        if left == 0 {
-            return Err(outage());
-        }
-        self.reads_left.store(left - 1, Ordering::SeqCst);
-        self.store
-            .read_chunks(org_id, session_id, window_id, after, limit)
-            .await
-    }
-
-    async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterSummary>, StoreError> {
-        self.store.list_dead_letters(limit).await
-    }
-}
-
 #[tokio::test]
 async fn a_store_failure_before_the_status_is_a_503_and_after_it_aborts_the_body() {
     let reads_left = Arc::new(AtomicUsize::new(0));
     let wrapped = reads_left.clone();
     let server = TestServer::start_with(Options {
+        // Chunk reads fail once `reads_left` are used up.
         wrap_sessions: Some(Box::new(move |store| {
-            Arc::new(FailingReads {
+            HookedReads::wrap(
                 store,
-                reads_left: wrapped,
-            })
+                Box::new(move |_| {
+                    let left = wrapped.load(Ordering::SeqCst);
+                    if left > 0 {
+                        wrapped.store(left - 1, Ordering::SeqCst);
+                    }
+                    Box::pin(std::future::ready(if left == 0 {
+                        Err(outage())
+                    } else {
+                        Ok(())
+                    }))
+                }),
+            )
         })),
         ..Options::default()
     })

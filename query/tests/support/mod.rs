@@ -5,13 +5,19 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
 use lucent_common::backend::error::StoreError;
 use lucent_common::backend::secret_store::{SecretRecord, SecretStore};
-use lucent_common::backend::session_store::{Chunk, SessionReader, SessionStore, Written};
+use lucent_common::backend::session_store::{
+    Chunk, ChunkPosition, DeadLetterSummary, PageRequest, SessionPage, SessionReader, SessionStore,
+    SessionSummary, Written,
+};
 use lucent_common::domain::clock::ManualClock;
 use lucent_common::domain::codec::zstd_compress;
 use lucent_common::domain::secret_key::{Scope, SecretKey};
@@ -50,6 +56,7 @@ impl Default for Options {
                 max_connections: 100,
                 first_request_timeout: Duration::from_secs(5),
                 header_read_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
                 drain_timeout: Duration::from_secs(5),
                 secret_refresh_interval: Duration::from_millis(50),
             },
@@ -283,6 +290,71 @@ impl QueryReply for Reply {
                 self.headers
             );
         }
+    }
+}
+
+/// What [`HookedReads`] awaits before each chunk read, given the number of
+/// chunk reads before this one; an error fails the read.
+pub type BeforeRead = Box<
+    dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync,
+>;
+
+/// The test's store as the session reader, except that each chunk read first
+/// awaits a hook (to fail reads on cue, or hold a stream in progress).
+pub struct HookedReads {
+    store: Arc<SqliteStore>,
+    reads: AtomicUsize,
+    before_read: BeforeRead,
+}
+
+impl HookedReads {
+    pub fn wrap(store: Arc<SqliteStore>, before_read: BeforeRead) -> Arc<dyn SessionReader> {
+        Arc::new(HookedReads {
+            store,
+            reads: AtomicUsize::new(0),
+            before_read,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionReader for HookedReads {
+    async fn list_sessions(
+        &self,
+        org_id: &str,
+        since_ms: u64,
+        until_ms: u64,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        self.store
+            .list_sessions(org_id, since_ms, until_ms, page)
+            .await
+    }
+
+    async fn session(
+        &self,
+        org_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        self.store.session(org_id, session_id).await
+    }
+
+    async fn read_chunks(
+        &self,
+        org_id: &str,
+        session_id: &str,
+        window_id: &str,
+        after: Option<ChunkPosition>,
+        limit: usize,
+    ) -> Result<Vec<Chunk>, StoreError> {
+        (self.before_read)(self.reads.fetch_add(1, Ordering::SeqCst)).await?;
+        self.store
+            .read_chunks(org_id, session_id, window_id, after, limit)
+            .await
+    }
+
+    async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterSummary>, StoreError> {
+        self.store.list_dead_letters(limit).await
     }
 }
 

@@ -1,4 +1,5 @@
-//! One client connection from accept to close, and why it closed.
+//! One client connection of a public HTTP server from accept to close, and
+//! why it closed. Each binary counts the reasons under its own metric name.
 //!
 //! hyper enforces the HTTP/1 header read timeout, but only once it knows the
 //! connection speaks HTTP/1: detecting the protocol (reading up to 24 bytes to
@@ -10,7 +11,10 @@
 //!   accept (silent sockets, partial prefaces, TLS handshakes, slowloris heads):
 //!   dropped, since nothing is owed to such a peer;
 //! - no request was open for the idle timeout: closed gracefully (GOAWAY on
-//!   HTTP/2), then dropped if the peer does not finish the close in time;
+//!   HTTP/2), then dropped if the peer does not finish the close in time. A
+//!   request is open from its head reaching the service until its
+//!   [`RequestGuard`] is dropped: a server keeps the guard while it still reads
+//!   the request's body or still sends its response's body (an event stream);
 //! - the server stops: closed gracefully once in-flight requests are answered,
 //!   dropped when the server's drain timeout has passed.
 
@@ -19,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulConnection;
-use lucent_common::process::metric_names as m;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -31,8 +34,9 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// The error type of hyper-util's connections.
 pub type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why a connection ended: the `reason` label of
-/// [`m::INGEST_CONNECTIONS_CLOSED`].
+/// Why a connection ended: the `reason` label of each server's
+/// connections-closed counter (`metric_names::INGEST_CONNECTIONS_CLOSED`,
+/// `metric_names::QUERY_CONNECTIONS_CLOSED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The client closed it, or HTTP/1 keep-alive ended after a response.
@@ -42,7 +46,8 @@ pub enum CloseReason {
     /// No request open for the idle timeout (HTTP/1 keep-alive: hyper's header
     /// read timeout for the next head, which is shorter by default).
     IdleTimeout,
-    /// Over the per-address connection cap; closed right after accept.
+    /// Over the per-address connection cap; closed right after accept (only
+    /// servers with such a cap count it).
     PeerLimit,
     /// A protocol or I/O error, including requests hyper refuses itself (400, 431).
     Error,
@@ -72,9 +77,9 @@ impl CloseReason {
         }
     }
 
-    /// Counts one connection closed for this reason.
-    pub fn count(self) {
-        metrics::counter!(m::INGEST_CONNECTIONS_CLOSED, "reason" => self.label()).increment(1);
+    /// Counts one connection closed for this reason in the counter `metric`.
+    pub fn count(self, metric: &'static str) {
+        metrics::counter!(metric, "reason" => self.label()).increment(1);
     }
 }
 
@@ -208,8 +213,8 @@ where
                     if activity.in_flight() == 0 {
                         return reason;
                     }
-                    // In-flight requests are bounded by the body-read and
-                    // publish timeouts, and shutdown by the drain timeout.
+                    // In-flight requests are bounded by each server's own
+                    // timeouts, and shutdown by the drain timeout.
                     timer.as_mut().reset(now + CLOSE_GRACE);
                 } else if !activity.has_requests() {
                     if now < first_request_deadline {
