@@ -340,6 +340,33 @@ impl Http {
     }
 }
 
+/// Starts one of our binaries in `dir` as `binary_name command`, logging to
+/// `dir/NAME.log`, with its admin port on a free loopback port and `env`
+/// (which `extra_env` overrides), and waits until its `/readyz` answers 200.
+async fn start_until_ready(
+    dir: &Path,
+    name: &str,
+    binary_name: &str,
+    command: &str,
+    env: &[(&str, &str)],
+    extra_env: &[(&str, &str)],
+) -> (Process, SocketAddr) {
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_listen = admin.to_string();
+    let mut all = vec![("LUCENT_ADMIN_LISTEN", admin_listen.as_str())];
+    all.extend_from_slice(env);
+    all.extend_from_slice(extra_env);
+    let process = Process::start(dir, name, &binary(binary_name), &[command], &all);
+    Http::new()
+        .wait_ok(
+            &format!("http://{admin}/readyz"),
+            Duration::from_secs(30),
+            &process,
+        )
+        .await;
+    (process, admin)
+}
+
 /// A running `lucent-ingest` on embedded backends in `dir`.
 pub struct IngestProcess {
     pub process: Process,
@@ -356,30 +383,20 @@ impl IngestProcess {
     /// run several replicas side by side. `extra_env` overrides the defaults.
     pub async fn start_named(dir: &Path, name: &str, extra_env: &[(&str, &str)]) -> IngestProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let (listen, admin_listen) = (addr.to_string(), admin.to_string());
-        let mut env = vec![
+        let listen = addr.to_string();
+        let env = [
             ("LUCENT_LISTEN", listen.as_str()),
-            ("LUCENT_ADMIN_LISTEN", admin_listen.as_str()),
             ("LUCENT_QUEUE", "sqlite://data/queue.db"),
             ("LUCENT_STORE", "sqlite://data/lucent.db"),
             ("LUCENT_KEY_REFRESH_MS", "200"),
         ];
-        env.extend_from_slice(extra_env);
-        let process = Process::start(dir, name, &binary("lucent-ingest"), &["serve"], &env);
-        let ingest = IngestProcess {
+        let (process, admin) =
+            start_until_ready(dir, name, "lucent-ingest", "serve", &env, extra_env).await;
+        IngestProcess {
             process,
             addr,
             admin,
-        };
-        Http::new()
-            .wait_ok(
-                &format!("http://{admin}/readyz"),
-                Duration::from_secs(30),
-                &ingest.process,
-            )
-            .await;
-        ingest
+        }
     }
 
     pub fn url(&self) -> String {
@@ -406,24 +423,13 @@ impl ConsumerProcess {
         name: &str,
         extra_env: &[(&str, &str)],
     ) -> ConsumerProcess {
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin_listen = admin.to_string();
-        let mut env = vec![
-            ("LUCENT_ADMIN_LISTEN", admin_listen.as_str()),
+        let env = [
             ("LUCENT_QUEUE", "sqlite://data/queue.db"),
             ("LUCENT_STORE", "sqlite://data/lucent.db"),
         ];
-        env.extend_from_slice(extra_env);
-        let process = Process::start(dir, name, &binary("lucent-consumer"), &["run"], &env);
-        let consumer = ConsumerProcess { process, admin };
-        Http::new()
-            .wait_ok(
-                &format!("http://{admin}/readyz"),
-                Duration::from_secs(30),
-                &consumer.process,
-            )
-            .await;
-        consumer
+        let (process, admin) =
+            start_until_ready(dir, name, "lucent-consumer", "run", &env, extra_env).await;
+        ConsumerProcess { process, admin }
     }
 }
 
@@ -437,29 +443,19 @@ pub struct QueryProcess {
 impl QueryProcess {
     pub async fn start(dir: &Path, extra_env: &[(&str, &str)]) -> QueryProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let (listen, admin_listen) = (addr.to_string(), admin.to_string());
-        let mut env = vec![
+        let listen = addr.to_string();
+        let env = [
             ("LUCENT_LISTEN", listen.as_str()),
-            ("LUCENT_ADMIN_LISTEN", admin_listen.as_str()),
             ("LUCENT_STORE", "sqlite://data/lucent.db"),
             ("LUCENT_SECRET_REFRESH_MS", "200"),
         ];
-        env.extend_from_slice(extra_env);
-        let process = Process::start(dir, "query", &binary("lucent-query"), &["serve"], &env);
-        let query = QueryProcess {
+        let (process, admin) =
+            start_until_ready(dir, "query", "lucent-query", "serve", &env, extra_env).await;
+        QueryProcess {
             process,
             addr,
             admin,
-        };
-        Http::new()
-            .wait_ok(
-                &format!("http://{admin}/readyz"),
-                Duration::from_secs(30),
-                &query.process,
-            )
-            .await;
-        query
+        }
     }
 
     /// The URL of an API path, e.g. `/api/v1/sessions`.
