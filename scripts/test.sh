@@ -7,7 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+# Free disk at each step: CI's disk is not ours to size, and a full disk shows
+# up as a linker dying of SIGBUS, far from its cause.
+step() {
+  printf '\n==> %s (%ss, %s free)\n' "$*" "$(( $(date +%s) - start ))" \
+    "$(df -h --output=avail . | tail -1 | tr -d ' ')"
+}
+# One build from scratch: incremental caches would only take disk (gigabytes).
+export CARGO_INCREMENTAL=0
 
 step "system packages"
 need=()
