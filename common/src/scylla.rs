@@ -4,3 +4,4 @@ pub mod attempts;
 pub mod errors;
 pub mod schema;
 pub mod store;
+pub mod tls;
