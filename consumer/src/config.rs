@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use lucent_common::open::backend_url::QueueUrl;
 use lucent_common::open::kafka_flags::KafkaFlags;
 use lucent_common::open::store_flags::{days_to_secs, StoreArgs};
+use lucent_common::scylla::store::SchemaPlan;
 
 use crate::pipeline::PipelineLimits;
 use crate::process::ProcessLimits;
@@ -40,6 +41,61 @@ pub enum Command {
     /// Manage the Kafka topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Create or migrate the store's schema: on ScyllaDB, once per release,
+    /// before the services start, with a role that may CREATE and ALTER.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Create the keyspace and tables, or migrate them to this release, sized
+    /// for the retention; then record the schema version in the keyspace.
+    Apply {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        retention: Retention,
+        #[command(flatten)]
+        replication: Replication,
+    },
+    /// Say whether this release's services can use the store; exit status 1 if not.
+    Status {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the CQL that `apply` runs on a cluster without the keyspace, for review.
+    Print {
+        /// Keyspace to print the schema of.
+        #[arg(long, default_value = "lucent")]
+        keyspace: String,
+        #[command(flatten)]
+        retention: Retention,
+        #[command(flatten)]
+        replication: Replication,
+    },
+}
+
+/// Replication of a new keyspace (ScyllaDB only; an existing one is never altered).
+#[derive(Debug, Clone, Args)]
+pub struct Replication {
+    /// Replication of the keyspace when the schema step creates it, as a CQL map literal.
+    #[arg(
+        long,
+        env = "LUCENT_SCYLLA_REPLICATION",
+        default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
+    )]
+    pub scylla_replication: String,
+}
+
+impl Replication {
+    /// The schema step's plan for `retention`.
+    pub fn plan(&self, retention: &Retention) -> SchemaPlan {
+        SchemaPlan {
+            replication: self.scylla_replication.clone(),
+            retention_secs: retention.secs(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,8 +7,9 @@ use lucent_common::kafka::topics::create_topics;
 use lucent_common::open::backend_url::redact_url;
 use lucent_common::open::backends::Store;
 use lucent_common::open::store_flags::StoreArgs;
+use lucent_common::scylla::store::schema_cql;
 use lucent_consumer::config::{
-    Cli, Command, DlqCommand, RunConfig, SessionsCommand, TopicsCommand,
+    Cli, Command, DlqCommand, RunConfig, SchemaCommand, SessionsCommand, TopicsCommand,
 };
 use lucent_consumer::read_cli;
 
@@ -26,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Ok(())
         }
+        Some(Command::Schema(command)) => schema(command).await,
         Some(Command::Topics(TopicsCommand::Create {
             queue,
             partitions,
@@ -61,6 +63,39 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
     if !stopped.is_clean() {
         // Everything left is redelivered; the status tells the orchestrator.
         std::process::exit(lucent_common::process::shutdown::EXIT_WORK_ABANDONED);
+    }
+    Ok(())
+}
+
+async fn schema(command: SchemaCommand) -> anyhow::Result<()> {
+    match command {
+        SchemaCommand::Apply {
+            store,
+            retention,
+            replication,
+        } => {
+            let applied = store
+                .apply_schema(&replication.plan(&retention))
+                .await
+                .with_context(|| format!("cannot apply the schema to {}", store.store))?;
+            println!("{applied}");
+        }
+        SchemaCommand::Status { store } => {
+            let status = store
+                .schema_status()
+                .await
+                .with_context(|| format!("the schema of {} is not usable", store.store))?;
+            println!("{status}");
+        }
+        SchemaCommand::Print {
+            keyspace,
+            retention,
+            replication,
+        } => {
+            for statement in schema_cql(&keyspace, &replication.plan(&retention))? {
+                println!("{statement};\n");
+            }
+        }
     }
     Ok(())
 }

@@ -29,6 +29,13 @@ fn documented(section: &str) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
+/// A service's rows and the ScyllaDB connection flags every store-opening command shares.
+fn documented_with_scylla(section: &str) -> BTreeMap<String, (String, String)> {
+    let mut rows = documented(section);
+    rows.extend(documented("scylla-flags"));
+    rows
+}
+
 /// (flag, env, default) of every argument of `command` that has an env var.
 fn actual(command: &clap::Command) -> BTreeMap<String, (String, String)> {
     command
@@ -50,25 +57,40 @@ fn actual(command: &clap::Command) -> BTreeMap<String, (String, String)> {
 fn ingest_serve_flags_match_the_readme() {
     let command = lucent_ingest::config::Cli::command();
     let serve = command.find_subcommand("serve").unwrap();
-    assert_eq!(actual(serve), documented("ingest-flags"));
+    assert_eq!(actual(serve), documented_with_scylla("ingest-flags"));
     // The flags accepted without the subcommand are the same set.
-    assert_eq!(actual(&command), documented("ingest-flags"));
+    assert_eq!(actual(&command), documented_with_scylla("ingest-flags"));
 }
 
 #[test]
 fn consumer_run_flags_match_the_readme() {
     let command = lucent_consumer::config::Cli::command();
     let run = command.find_subcommand("run").unwrap();
-    assert_eq!(actual(run), documented("consumer-flags"));
-    assert_eq!(actual(&command), documented("consumer-flags"));
+    assert_eq!(actual(run), documented_with_scylla("consumer-flags"));
+    assert_eq!(actual(&command), documented_with_scylla("consumer-flags"));
 }
 
 #[test]
 fn query_serve_flags_match_the_readme() {
     let command = lucent_query::config::Cli::command();
     let serve = command.find_subcommand("serve").unwrap();
-    assert_eq!(actual(serve), documented("query-flags"));
-    assert_eq!(actual(&command), documented("query-flags"));
+    assert_eq!(actual(serve), documented_with_scylla("query-flags"));
+    assert_eq!(actual(&command), documented_with_scylla("query-flags"));
+}
+
+#[test]
+fn consumer_schema_apply_flags_match_the_readme() {
+    let command = lucent_consumer::config::Cli::command();
+    let apply = command
+        .find_subcommand("schema")
+        .and_then(|schema| schema.find_subcommand("apply"))
+        .unwrap();
+    let mut expected = documented_with_scylla("schema-flags");
+    let run = documented("consumer-flags");
+    for flag in ["--store", "--retention-days"] {
+        expected.insert(flag.to_string(), run[flag].clone());
+    }
+    assert_eq!(actual(apply), expected);
 }
 
 #[test]

@@ -19,7 +19,9 @@ pub type Cause = Box<dyn Error + Send + Sync + 'static>;
 /// it at every site that prints Display only.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend is down, overloaded or timed out; the same call may succeed later.
+    /// The same call may succeed later: the backend is down, overloaded or timed
+    /// out, or its setup (grants, schema, credentials) is wrong in a way an
+    /// operator fixes. The consumer waits and retries rather than dead-letter.
     #[error("backend unavailable: {context}{}", ThenCause(.source))]
     Unavailable {
         /// What was being done, or what went wrong when no library failed.
@@ -28,7 +30,9 @@ pub enum StoreError {
         #[source]
         source: Option<Cause>,
     },
-    /// The call can never succeed as made (bad schema, constraint violation, bad data).
+    /// This call can never succeed as made, however often it is sent (the
+    /// backend refused or failed this very write or read, its values cannot be
+    /// encoded); at start, also a configuration the process refuses to run with.
     #[error("backend rejected the operation: {context}{}", ThenCause(.source))]
     Permanent {
         /// What was being done, or what went wrong when no library failed.

@@ -103,9 +103,12 @@ pub type ChunkPosition = (u64, u32);
 /// Where the consumer writes, and what erasure deletes.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Writes all parts of one batch. They share a partition, so a backend can
-    /// write them atomically. Stale parts of an earlier, larger write of the
-    /// same batch are removed. A batch of an erased session (one with a
+    /// Writes all parts of one batch. They share a partition, so a backend
+    /// writes them atomically where it can: SQLite in one transaction, ScyllaDB
+    /// in one mutation up to 8 MiB of compressed events and in several beyond
+    /// (its module doc). Either way the batch is in listings and summaries only
+    /// once every part is written, and a retry after a failure completes it.
+    /// Stale parts of an earlier, larger write of the same batch are removed. A batch of an erased session (one with a
     /// tombstone younger than the retention period) is not written.
     async fn put_batch(&self, parts: &[Chunk]) -> Result<Written, StoreError>;
 

@@ -104,10 +104,14 @@ impl EnvelopeMeta {
                 _ => {}
             }
         }
+        let org_id = org_id.ok_or(EnvelopeError::Missing(HEADER_ORG))?;
+        let batch_id = batch_id.ok_or(EnvelopeError::Missing(HEADER_BATCH_ID))?;
+        check_id(HEADER_ORG, &org_id, MAX_ORG_ID_BYTES)?;
+        check_id(HEADER_BATCH_ID, &batch_id, MAX_BATCH_ID_BYTES)?;
         Ok(EnvelopeMeta {
-            org_id: org_id.ok_or(EnvelopeError::Missing(HEADER_ORG))?,
+            org_id,
             key_id: key_id.unwrap_or_default(),
-            batch_id: batch_id.ok_or(EnvelopeError::Missing(HEADER_BATCH_ID))?,
+            batch_id,
             received_ms: received_ms.ok_or(EnvelopeError::Missing(HEADER_RECEIVED_MS))?,
             encoding: encoding.unwrap_or(Encoding::Identity),
             content_type,
@@ -163,6 +167,28 @@ impl EnvelopeMeta {
             map.iter()
                 .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))),
         )
+    }
+}
+
+/// Longest batch id a message may carry (ingest's are 36-byte UUIDs).
+pub const MAX_BATCH_ID_BYTES: usize = 64;
+/// Longest organization id a message may carry.
+pub const MAX_ORG_ID_BYTES: usize = 256;
+
+/// An id the stores can key on: not empty (a CQL partition key of one column
+/// cannot be), bounded, and printable ASCII without spaces, so that it reads
+/// the same in a log, a header and a URL. Ingest writes only such ids; a message
+/// with another came from elsewhere and is dead-lettered as a broken envelope
+/// before any store sees it.
+fn check_id(name: &'static str, id: &str, max_bytes: usize) -> Result<(), EnvelopeError> {
+    let fits = !id.is_empty() && id.len() <= max_bytes && id.bytes().all(|b| b.is_ascii_graphic());
+    if fits {
+        Ok(())
+    } else {
+        Err(EnvelopeError::Bad {
+            name,
+            value: id.chars().take(80).collect(),
+        })
     }
 }
 
@@ -265,5 +291,48 @@ mod tests {
             EnvelopeMeta::from_headers(headers.iter().map(|(k, v)| (*k, v.as_str()))),
             Err(EnvelopeError::Missing(HEADER_ORG))
         );
+    }
+
+    #[test]
+    fn empty_long_or_unprintable_ids_are_refused_before_any_store_sees_them() {
+        let with = |name: &'static str, value: String| {
+            let headers: Vec<(&str, String)> = meta()
+                .to_headers()
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == name {
+                        (k, value.clone())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect();
+            EnvelopeMeta::from_headers(headers.iter().map(|(k, v)| (*k, v.as_str())))
+        };
+        for bad in [
+            String::new(),
+            "x".repeat(65),
+            "a b".into(),
+            "é".into(),
+            "a\u{0}".into(),
+        ] {
+            assert!(
+                matches!(with(HEADER_BATCH_ID, bad.clone()), Err(EnvelopeError::Bad { name, .. }) if name == HEADER_BATCH_ID),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            with(HEADER_ORG, String::new()),
+            Err(EnvelopeError::Bad {
+                name: HEADER_ORG,
+                ..
+            })
+        ));
+        assert!(with(HEADER_BATCH_ID, "x".repeat(64)).is_ok());
+        assert!(with(HEADER_ORG, "org_1".into()).is_ok());
+        // The JSON form (the SQLite queue's) goes through the same check.
+        let mut json: serde_json::Value = serde_json::from_str(&meta().to_json()).unwrap();
+        json[HEADER_BATCH_ID] = "".into();
+        assert!(EnvelopeMeta::from_json(&json.to_string()).is_err());
     }
 }

@@ -561,6 +561,31 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_batch_id_makes_a_broken_message_with_its_bytes_kept() {
+        let headers = meta()
+            .to_headers()
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| {
+                let value = if *k == "lucent.batch_id" {
+                    ""
+                } else {
+                    v.as_str()
+                };
+                h.insert(Header {
+                    key: k,
+                    value: Some(value.as_bytes()),
+                })
+            });
+        let broken = to_envelope(&message(headers)).unwrap_err();
+        assert!(
+            broken.reason.contains("lucent.batch_id"),
+            "{}",
+            broken.reason
+        );
+        assert_eq!(broken.body, b"{\"x\":1}");
+    }
+
+    #[test]
     fn documented_defaults_are_the_real_ones() {
         let d = KafkaSourceOptions::new("g");
         assert_eq!(d.group_id, "g");

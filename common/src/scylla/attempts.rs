@@ -27,17 +27,7 @@ use crate::scylla::store::ScyllaStore;
 /// day also covers a consumer that stays down over a night. After an offset
 /// reset within that day, re-read messages are treated as suspects and
 /// processed one at a time: slower, never wrong.
-const TTL_SECS: i32 = 86_400;
-
-pub(crate) const CREATE_PROCESSING_ATTEMPTS: &str =
-    "CREATE TABLE IF NOT EXISTS processing_attempts (
-    consumer_group text,
-    queue_partition int,
-    message_offset bigint,
-    started int,
-    alone int,
-    PRIMARY KEY ((consumer_group, queue_partition), message_offset)
-)";
+pub(crate) const TTL_SECS: i32 = 86_400;
 
 /// The statements of this table, prepared at connect with the others.
 pub(crate) struct AttemptStatements {

@@ -3,8 +3,8 @@
 //!
 //! # Schema, and why it looks like this
 //!
-//! - [`CREATE_API_KEYS`](super::schema::CREATE_API_KEYS) and
-//!   [`CREATE_SECRET_KEYS`](super::schema::CREATE_SECRET_KEYS): `api_keys (key PK, …)`
+//! - [`API_KEYS`](super::schema::API_KEYS) and
+//!   [`SECRET_KEYS`](super::schema::SECRET_KEYS): `api_keys (key PK, …)`
 //!   and `secret_keys (id PK, digest, …)`. Small, and read whole by every ingest
 //!   (public keys) or query (secret keys) replica every few seconds. Creating
 //!   and revoking read the row before writing it: a create refuses an existing
@@ -13,26 +13,28 @@
 //!   `api_keys` is also [`ScyllaKeyStore`], a store of its own for processes
 //!   that need only the public keys (ingest, the `keys` commands).
 //!
-//! - [`CREATE_SESSION_CHUNKS`](super::schema::CREATE_SESSION_CHUNKS):
+//! - [`SESSION_CHUNKS`](super::schema::SESSION_CHUNKS):
 //!   `session_chunks ((org_id, session_id), window_id, seq, part)`. One partition
 //!   per session of an organization, so replaying a window is one sequential
 //!   read in `(seq, part)` order, and an organization can never read another's
 //!   session even with the same id. The clustering key is the batch identity,
 //!   which makes every write idempotent: a redelivery overwrites itself. The
 //!   parts of one batch are written as one `UNLOGGED` batch to that one partition
-//!   (atomic and isolated there), together with a range delete of
-//!   `part >= part_count`, which removes what an earlier, larger write of the same
-//!   batch left behind.
-//! - [`CREATE_SESSION_BATCHES`](super::schema::CREATE_SESSION_BATCHES): the same
-//!   rows without the blobs, written after the chunks the same way (stale parts
-//!   included). A session's summary (listing row, integrity) is folded from this
+//!   (atomic and isolated there) while their blobs add up to at most 8 MiB
+//!   ([`MAX_BATCH_BLOB_BYTES`], half the default commitlog segment, the largest
+//!   mutation a node takes); a larger batch is written as several such runs,
+//!   in order, and a reader may see the first runs of a batch whose write is
+//!   still going on or failed halfway (a retry writes the rest). Its summary
+//!   and listing rows are written only after every run.
+//! - [`SESSION_BATCHES`](super::schema::SESSION_BATCHES): the same
+//!   rows without the blobs, written after the chunks the same way. A session's summary (listing row, integrity) is folded from this
 //!   partition, never from `session_chunks`, whose rows hold up to 1 MiB each.
-//! - [`CREATE_SESSIONS`](super::schema::CREATE_SESSIONS): `sessions ((org_id,
+//! - [`SESSIONS`](super::schema::SESSIONS): `sessions ((org_id,
 //!   session_id)) first_received_ms`, the session's place in listings, fixed by
 //!   the first batch stored. Every `put_batch` reads it and writes it back
 //!   unchanged (its own receipt time when there is none), which keeps it alive
 //!   as long as the session receives batches.
-//! - [`CREATE_SESSIONS_BY_RECEIVED`](super::schema::CREATE_SESSIONS_BY_RECEIVED):
+//! - [`SESSIONS_BY_RECEIVED`](super::schema::SESSIONS_BY_RECEIVED):
 //!   `sessions_by_received ((org_id, hour), first_received_ms, session_id)`,
 //!   newest first, `hour = first_received_ms / 3_600_000` (the ingest server's
 //!   clock, which no client sets). One partition per organization would grow
@@ -41,22 +43,46 @@
 //!   writes on redelivery. A listing reads the hours of its range newest first,
 //!   resumes inside an hour from its cursor (`FIRST_RECEIVED_MS:SESSION_ID`, as
 //!   on SQLite), and folds each session found from `session_batches`.
-//! - [`CREATE_ERASED_SESSIONS`](super::schema::CREATE_ERASED_SESSIONS): erasure
+//! - [`ERASED_SESSIONS`](super::schema::ERASED_SESSIONS): erasure
 //!   tombstones, kept for the retention period. `put_batch` reads it first and
 //!   drops batches of an erased session; every read checks it, so a batch that
 //!   raced the erasure (read no tombstone, wrote after the deletes) is never
 //!   returned, and expires with its TTL.
-//! - [`CREATE_DEAD_LETTERS_BY_HOUR`](super::schema::CREATE_DEAD_LETTERS_BY_HOUR): `dead_letters_by_hour ((hour, shard), dead_at_ms, batch_id)`,
+//! - [`DEAD_LETTERS_BY_HOUR`](super::schema::DEAD_LETTERS_BY_HOUR): `dead_letters_by_hour ((hour, shard), dead_at_ms, batch_id)`,
 //!   the listing of dead letters of all organizations, by hour of dead-lettering and
 //!   one of [`DEAD_LETTER_SHARDS`] shards picked by a hash of the batch id (assigned
 //!   by ingest, not by the client), newest first inside a partition. "The newest N"
 //!   reads hours newest first, all shards of an hour at once, until it has N; every
 //!   query reads one partition.
-//!   [`CREATE_DEAD_LETTER_BODIES`](super::schema::CREATE_DEAD_LETTER_BODIES): `dead_letter_bodies (batch_id PK)` holds the
+//!   [`DEAD_LETTER_BODIES`](super::schema::DEAD_LETTER_BODIES): `dead_letter_bodies (batch_id PK)` holds the
 //!   original bytes, apart from the listing so that listing never reads megabytes of
 //!   bodies, and remembers when its letter was dead-lettered, which with the batch id
 //!   locates its listing row: writing the same batch id again (idempotent by batch id,
 //!   like SQLite) moves that row instead of adding one.
+//!
+//! # No tombstones on the write path
+//!
+//! A write that deletes, or binds a null, leaves a tombstone that every later
+//! read of the partition scans until compaction purges it, and enough of them
+//! fail reads outright (Cassandra's tombstone thresholds, ScyllaDB's tombstone
+//! page limit). So absent values are bound as CQL's *unset* (the column is left
+//! as it is), and `put_batch` reads the part count that part 0 of the same
+//! batch already holds in `session_chunks` and `session_batches` (one row
+//! each, read together with the erasure and first-receipt checks) and writes
+//! the range delete of `part >= part_count` only where an earlier write of the
+//! batch had more parts, which takes a redelivery after `--max-chunk-bytes`
+//! changed. The only other deletes are erasure's and the move of a dead letter
+//! written again.
+//!
+//! # Schema
+//!
+//! The services never create or alter tables: `lucent-consumer schema apply`
+//! does, once per release ([`crate::scylla::schema`]), and records the schema
+//! version and the retention it sized the tables for. [`ScyllaStore::connect`]
+//! refuses a keyspace without that record, with another version, or sized
+//! for another retention than the process writes with; a process that only
+//! reads takes the keyspace's retention, so its listings look as far back as
+//! data is kept.
 //!
 //! # No lightweight transactions
 //!
@@ -122,6 +148,7 @@ use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, Statement};
+use scylla::value::MaybeUnset;
 use scylla::DeserializeRow;
 
 use crate::backend::error::StoreError;
@@ -134,9 +161,14 @@ use crate::backend::session_store::{
 use crate::domain::api_key::ApiKey;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::secret_key::{Scope, SecretDigest};
-use crate::scylla::attempts::{AttemptStatements, CREATE_PROCESSING_ATTEMPTS};
+use crate::scylla::attempts::AttemptStatements;
 use crate::scylla::errors::{fail, to_store_error};
-use crate::scylla::schema::{CREATE_API_KEYS, TABLES};
+use crate::scylla::schema::{
+    check_recorded, RecordedSchema, LUCENT_SCHEMA, OBSOLETE_TABLES, SCHEMA_ROW, SCHEMA_VERSION,
+    TABLES,
+};
+use crate::scylla::tls::{tls_context, TlsOptions};
+use scylla::cluster::metadata::Strategy;
 
 const DAY_MS: u64 = 86_400_000;
 const HOUR_MS: u64 = 3_600_000;
@@ -172,33 +204,41 @@ pub struct ScyllaStore {
     keys: ScyllaKeyStore,
     statements: Statements,
     pub(crate) attempts: AttemptStatements,
-    /// `ScyllaOptions::ttl_secs`, as CQL binds it.
+    /// The keyspace's retention, as CQL binds a TTL.
     ttl_secs: i32,
-    /// `ScyllaOptions::ttl_secs` in milliseconds: listings read no bucket older than
+    /// The keyspace's retention in milliseconds: listings read no bucket older than
     /// that (and a day of slack), it has expired.
     retention_ms: u64,
 }
 
 impl ScyllaStore {
-    /// Connects to the cluster through `nodes` (`host:port`), creates `keyspace` and
-    /// the tables if absent, and prepares every statement.
+    /// Connects to the cluster through `nodes` (`host:port`), checks that
+    /// `keyspace` has this build's schema (`lucent-consumer schema apply` makes
+    /// it) sized for the retention this process writes with, and prepares every
+    /// statement.
     pub async fn connect(
         nodes: &[String],
         keyspace: &str,
         options: &ScyllaOptions,
     ) -> Result<ScyllaStore, StoreError> {
-        if options.ttl_secs == 0 || options.ttl_secs > MAX_TTL_SECS {
-            return Err(StoreError::permanent(format!(
-                "ttl_secs {} must be between 1 and {MAX_TTL_SECS}",
-                options.ttl_secs
-            )));
-        }
-        let tables = TABLES.into_iter().chain([CREATE_PROCESSING_ATTEMPTS]);
         let Cluster {
             session,
             write,
             read,
-        } = cql::connect(nodes, keyspace, options, tables).await?;
+            schema,
+        } = cql::connect(nodes, keyspace, options).await?;
+        let retention_secs = match options.ttl_secs {
+            Some(secs) if secs != schema.retention_secs => {
+                return Err(StoreError::permanent(format!(
+                    "this process keeps session data {secs} s, but keyspace {keyspace} was \
+                     sized for {} s by the schema step: run `lucent-consumer schema apply` \
+                     with the same retention, or set the same retention here",
+                    schema.retention_secs
+                )))
+            }
+            _ => schema.retention_secs,
+        };
+        check_retention(retention_secs)?;
         let keys = ScyllaKeyStore::prepare(session.clone(), write, read).await?;
         let statements = Statements::prepare(&session, write, read).await?;
         let attempts = AttemptStatements::prepare(&session, write, read).await?;
@@ -207,8 +247,8 @@ impl ScyllaStore {
             keys,
             statements,
             attempts,
-            ttl_secs: i32::try_from(options.ttl_secs).unwrap_or(i32::MAX),
-            retention_ms: u64::from(options.ttl_secs) * 1000,
+            ttl_secs: i32::try_from(retention_secs).unwrap_or(i32::MAX),
+            retention_ms: u64::from(retention_secs) * 1000,
         })
     }
 
@@ -231,13 +271,18 @@ mod listing;
 mod options;
 mod paging;
 mod rows;
+mod schema_step;
 mod sessions;
 mod statements;
 
 pub use keys::ScyllaKeyStore;
-pub use options::{parse_consistency, ScyllaOptions};
+pub use options::{parse_consistency, Credentials, SchemaPlan, ScyllaOptions};
+pub use schema_step::{apply_schema, schema_cql, schema_status, SchemaReport};
 
 use cql::{execute, prepare, query_all, query_one, Cluster};
-use options::{check_keyspace, MAX_TTL_SECS};
+use options::{
+    check_keyspace, check_read_your_writes, check_replication, check_retention, check_transport,
+    Replication,
+};
 use rows::*;
 use statements::{KeyStatements, Statements};

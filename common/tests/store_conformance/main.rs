@@ -5,7 +5,10 @@
 //! - ScyllaDB needs a node, so its copies are `#[ignore]`d. Run them with
 //!   `docker compose -f deploy/docker-compose.yml up -d scylla` and
 //!   `LUCENT_TEST_SCYLLA=127.0.0.1:9042 cargo test -p lucent-common --test store_conformance -- --ignored`.
-//!   Each test gets a fresh keyspace with replication factor 1.
+//!   Each test gets a fresh keyspace made by the schema step, with
+//!   NetworkTopologyStrategy (tablets on ScyllaDB 6) and as many replicas per
+//!   datacenter as it has nodes, up to 3; the schema step itself is tested in
+//!   [`schema`].
 //!
 //! Times are relative to now: the ScyllaDB store buckets sessions and dead letters
 //! by hour and only reads buckets within retention.
@@ -19,6 +22,7 @@ mod erasure;
 mod keys;
 mod listing;
 mod reading;
+mod schema;
 mod secrets;
 mod support;
 

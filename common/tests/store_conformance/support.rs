@@ -8,7 +8,9 @@ use lucent_common::backend::session_store::{Chunk, DeadLetter, PageRequest, Sess
 use lucent_common::domain::api_key::ApiKey;
 use lucent_common::domain::codec::zstd_compress;
 use lucent_common::open::backends::Store;
-use lucent_common::scylla::store::{ScyllaOptions, ScyllaStore};
+use lucent_common::scylla::store::{
+    apply_schema, SchemaPlan, SchemaReport, ScyllaOptions, ScyllaStore,
+};
 use lucent_common::sqlite::store::SqliteStore;
 
 pub const DAY_MS: u64 = 86_400_000;
@@ -156,23 +158,77 @@ impl SqliteBackend {
 /// (a failing test leaves it for inspection).
 pub struct ScyllaBackend {
     pub store: Arc<dyn Store>,
-    node: String,
-    keyspace: String,
+    pub node: String,
+    pub keyspace: String,
+}
+
+/// The retention every test keyspace is made for.
+pub const SCYLLA_TEST_RETENTION_SECS: u32 = 30 * 86_400;
+
+/// The node `LUCENT_TEST_SCYLLA` names, or a panic that says how to start one.
+pub fn scylla_node() -> String {
+    std::env::var("LUCENT_TEST_SCYLLA").unwrap_or_else(|_| {
+        panic!(
+            "LUCENT_TEST_SCYLLA is not set. Start a node with \
+             `docker compose -f deploy/docker-compose.yml up -d scylla`, then run \
+             `LUCENT_TEST_SCYLLA=127.0.0.1:9042 cargo test -p lucent-common \
+             --test store_conformance -- --ignored`"
+        )
+    })
+}
+
+/// A fresh keyspace name, so that tests never share data.
+pub fn fresh_keyspace() -> String {
+    format!("lucent_test_{:016x}", rand::random::<u64>())
+}
+
+/// Replication as production would have it, as far as the cluster allows:
+/// NetworkTopologyStrategy (tablets, on ScyllaDB 6 and later), in every
+/// datacenter as many replicas as it has nodes, up to 3.
+pub async fn production_like_replication(node: &str) -> String {
+    let probe = ::scylla::client::session_builder::SessionBuilder::new()
+        .known_node(node)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the ScyllaDB node at {node}: {e}"));
+    let mut nodes_per_dc = std::collections::BTreeMap::<String, usize>::new();
+    for n in probe.get_cluster_state().get_nodes_info() {
+        let dc = n.datacenter.clone().unwrap_or_else(|| "datacenter1".into());
+        *nodes_per_dc.entry(dc).or_default() += 1;
+    }
+    let per_dc: Vec<String> = nodes_per_dc
+        .iter()
+        .map(|(dc, nodes)| format!("'{dc}': {}", nodes.min(&3)))
+        .collect();
+    format!(
+        "{{'class': 'NetworkTopologyStrategy', {}}}",
+        per_dc.join(", ")
+    )
+}
+
+/// The schema of this build in `keyspace`, as the schema step makes it.
+pub async fn apply_test_schema(node: &str, keyspace: &str) -> SchemaReport {
+    let plan = SchemaPlan {
+        replication: production_like_replication(node).await,
+        retention_secs: SCYLLA_TEST_RETENTION_SECS,
+    };
+    apply_schema(
+        std::slice::from_ref(&node.to_string()),
+        keyspace,
+        &ScyllaOptions::default(),
+        &plan,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot apply the schema at {node}: {e}"))
 }
 
 impl ScyllaBackend {
     pub async fn connect() -> ScyllaBackend {
-        let node = std::env::var("LUCENT_TEST_SCYLLA").unwrap_or_else(|_| {
-            panic!(
-                "LUCENT_TEST_SCYLLA is not set. Start a node with \
-                 `docker compose -f deploy/docker-compose.yml up -d scylla`, then run \
-                 `LUCENT_TEST_SCYLLA=127.0.0.1:9042 cargo test -p lucent-common \
-                 --test store_conformance -- --ignored`"
-            )
-        });
-        let keyspace = format!("lucent_test_{:016x}", rand::random::<u64>());
+        let node = scylla_node();
+        let keyspace = fresh_keyspace();
+        apply_test_schema(&node, &keyspace).await;
         let options = ScyllaOptions {
-            replication: "{'class':'SimpleStrategy','replication_factor':1}".to_string(),
+            ttl_secs: Some(SCYLLA_TEST_RETENTION_SECS),
             ..ScyllaOptions::default()
         };
         let store = ScyllaStore::connect(std::slice::from_ref(&node), &keyspace, &options)

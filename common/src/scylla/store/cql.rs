@@ -4,31 +4,25 @@
 
 use super::*;
 
-/// A session switched to its keyspace, and the consistency levels of writes and reads.
+/// A session switched to its keyspace, the consistency levels of writes and
+/// reads, and the keyspace's schema as the schema step recorded it.
 pub(crate) struct Cluster {
     pub(crate) session: Arc<Session>,
     pub(crate) write: Consistency,
     pub(crate) read: Consistency,
+    pub(crate) schema: RecordedSchema,
 }
 
-/// Connects to the cluster through `nodes` (`host:port`), creates `keyspace`
-/// if absent (with `options.replication`), switches to it and creates `tables`
-/// (`CREATE TABLE IF NOT EXISTS` statements) in it. `options.ttl_secs` is not
-/// used: retention is the caller's.
+/// Connects to the cluster through `nodes` (`host:port`) as a service does:
+/// checks that `keyspace` has this build's schema and that the consistency
+/// levels read what they write on its replication, then switches to it. Never
+/// creates or alters anything (the schema step does, [`apply_schema`]).
 pub(crate) async fn connect(
     nodes: &[String],
     keyspace: &str,
     options: &ScyllaOptions,
-    tables: impl IntoIterator<Item = &'static str>,
 ) -> Result<Cluster, StoreError> {
     check_keyspace(keyspace)?;
-    let replication = options.replication.trim();
-    if !(replication.starts_with('{') && replication.ends_with('}')) || replication.contains(';') {
-        return Err(StoreError::permanent(format!(
-            "replication {replication:?} must be a CQL map literal, e.g. \
-             {{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}}"
-        )));
-    }
     let write = parse_consistency(&options.consistency)?;
     let read = match write {
         // EACH_QUORUM is for writes only; a local quorum overlaps every datacenter's
@@ -36,51 +30,121 @@ pub(crate) async fn connect(
         Consistency::EachQuorum => Consistency::LocalQuorum,
         other => other,
     };
+    let session = open_session(nodes, options, write).await?;
+    let state = session.get_cluster_state();
+    let Some(metadata) = state.get_keyspace(keyspace) else {
+        return Err(StoreError::permanent(
+            check_recorded(keyspace, None).unwrap_err(),
+        ));
+    };
+    let datacenters = state
+        .get_nodes_info()
+        .iter()
+        .filter_map(|node| node.datacenter.clone())
+        .collect();
+    check_read_your_writes(
+        write,
+        read,
+        options.local_dc.as_deref(),
+        &datacenters,
+        &replication_of(&metadata.strategy),
+    )
+    .map_err(|e| StoreError::permanent(format!("keyspace {keyspace}: {e}")))?;
+    let has_schema_table = metadata.tables.contains_key(LUCENT_SCHEMA.name);
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .map_err(fail("switching to the keyspace"))?;
+    let recorded = if has_schema_table {
+        recorded_schema(&session, keyspace, read).await?
+    } else {
+        None
+    };
+    let schema = check_recorded(keyspace, recorded).map_err(StoreError::permanent)?;
+    Ok(Cluster {
+        session: Arc::new(session),
+        write,
+        read,
+        schema,
+    })
+}
 
+/// A session to the cluster through `nodes`, with the configured routing,
+/// consistency, credentials and TLS, switched to no keyspace.
+pub(crate) async fn open_session(
+    nodes: &[String],
+    options: &ScyllaOptions,
+    consistency: Consistency,
+) -> Result<Session, StoreError> {
+    check_transport(options)?;
     let mut policy = DefaultPolicy::builder().token_aware(true);
     if let Some(dc) = &options.local_dc {
         policy = policy.prefer_datacenter(dc.clone());
     }
     let profile = ExecutionProfile::builder()
-        .consistency(write)
+        .consistency(consistency)
         .load_balancing_policy(policy.build())
         .build();
-    let session = SessionBuilder::new()
+    let mut builder = SessionBuilder::new()
         .known_nodes(nodes)
         .default_execution_profile_handle(profile.into_handle())
         // Client-side, per-process monotonic write timestamps: a later write of this
         // process (a rewrite of a batch with fewer parts) always supersedes an earlier
         // one, whichever coordinator each went through.
-        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
+        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()));
+    if let Some(credentials) = &options.credentials {
+        builder = builder.user(&credentials.username, &credentials.password);
+    }
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_context(Some(tls_context(tls)?));
+    }
+    builder
         .build()
         .await
-        .map_err(fail("connecting to ScyllaDB"))?;
+        .map_err(fail("connecting to ScyllaDB"))
+}
 
-    let mut create_keyspace = Statement::new(format!(
-        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"
-    ));
-    create_keyspace.set_is_idempotent(true);
-    session
-        .query_unpaged(create_keyspace, ())
-        .await
-        .map_err(fail("creating the keyspace"))?;
-    session
-        .use_keyspace(keyspace, false)
-        .await
-        .map_err(fail("switching to the keyspace"))?;
-    for ddl in tables {
-        let mut create = Statement::new(ddl);
-        create.set_is_idempotent(true);
-        session
-            .query_unpaged(create, ())
-            .await
-            .map_err(fail("creating a table"))?;
+/// The keyspace's replication as [`check_read_your_writes`] takes it.
+fn replication_of(strategy: &Strategy) -> Replication {
+    match strategy {
+        Strategy::SimpleStrategy { replication_factor } => Replication::Simple(*replication_factor),
+        Strategy::NetworkTopologyStrategy {
+            datacenter_repfactors,
+        } => Replication::PerDatacenter(
+            datacenter_repfactors
+                .iter()
+                .map(|(dc, rf)| (dc.clone(), *rf))
+                .collect(),
+        ),
+        _ => Replication::Other,
     }
-    Ok(Cluster {
-        session: Arc::new(session),
-        write,
-        read,
-    })
+}
+
+/// The `lucent_schema` row of `keyspace`, if it has one.
+pub(crate) async fn recorded_schema(
+    session: &Session,
+    keyspace: &str,
+    consistency: Consistency,
+) -> Result<Option<RecordedSchema>, StoreError> {
+    let mut select = Statement::new(format!(
+        "SELECT version, retention_secs FROM {keyspace}.{} WHERE name = ?",
+        LUCENT_SCHEMA.name
+    ));
+    select.set_is_idempotent(true);
+    // The schema step writes it at ALL, so any replica has it.
+    select.set_consistency(consistency);
+    let row = session
+        .query_unpaged(select, (SCHEMA_ROW,))
+        .await
+        .map_err(fail("reading the schema version"))?
+        .into_rows_result()
+        .map_err(fail("reading the schema version"))?
+        .maybe_first_row::<(Option<i32>, Option<i32>)>()
+        .map_err(fail("reading the schema version"))?;
+    Ok(row.map(|(version, retention)| RecordedSchema {
+        version: version.unwrap_or(0),
+        retention_secs: retention.and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
+    }))
 }
 
 /// Prepares an idempotent statement (all of ours are) at `consistency`.

@@ -3,9 +3,9 @@
 //! query replica.
 //!
 //! The public keys are also a store of their own, [`ScyllaKeyStore`]: ingest
-//! and the `keys` commands need nothing else, and opening it creates one table
-//! and prepares four statements instead of the whole store's. The whole store
-//! holds one and answers [`KeyStore`] calls through it.
+//! and the `keys` commands need nothing else, and opening it prepares four
+//! statements instead of the whole store's. The whole store holds one and
+//! answers [`KeyStore`] calls through it.
 
 use super::*;
 
@@ -16,15 +16,15 @@ pub struct ScyllaKeyStore {
 }
 
 impl ScyllaKeyStore {
-    /// Connects to the cluster through `nodes` (`host:port`), creates `keyspace`
-    /// and `api_keys` if absent, and prepares the statements of `api_keys`.
-    /// Keys carry no TTL: `options.ttl_secs` is not used.
+    /// Connects to the cluster through `nodes` (`host:port`), checks that
+    /// `keyspace` has this build's schema, and prepares the statements of
+    /// `api_keys`. Keys carry no TTL: `options.ttl_secs` is not used.
     pub async fn connect(
         nodes: &[String],
         keyspace: &str,
         options: &ScyllaOptions,
     ) -> Result<ScyllaKeyStore, StoreError> {
-        let cluster = cql::connect(nodes, keyspace, options, [CREATE_API_KEYS]).await?;
+        let cluster = cql::connect(nodes, keyspace, options).await?;
         ScyllaKeyStore::prepare(cluster.session, cluster.write, cluster.read).await
     }
 
@@ -85,11 +85,13 @@ impl KeyStore for ScyllaKeyStore {
             (
                 &key,
                 &record.org_id,
-                record
-                    .rate_limit_per_minute
-                    .map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+                unset_if_none(
+                    record
+                        .rate_limit_per_minute
+                        .map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+                ),
                 to_i64(record.created_at_ms),
-                record.revoked_at_ms.map(to_i64),
+                unset_if_none(record.revoked_at_ms.map(to_i64)),
             ),
             "creating a key",
         )
@@ -166,7 +168,7 @@ impl SecretStore for ScyllaStore {
                 record.scope.as_str(),
                 &record.name,
                 to_i64(record.created_at_ms),
-                record.revoked_at_ms.map(to_i64),
+                unset_if_none(record.revoked_at_ms.map(to_i64)),
             ),
             "creating a secret key",
         )

@@ -17,7 +17,7 @@ pub(super) type ChunkValues<'a> = (
     i64,
     bool,
     i64,
-    Option<&'a str>,
+    MaybeUnset<&'a str>,
     &'a str,
     i64,
     i32,
@@ -39,7 +39,7 @@ pub(super) type BatchSummaryValues<'a> = (
     i64,
     bool,
     i64,
-    Option<&'a str>,
+    MaybeUnset<&'a str>,
     &'a str,
     i64,
     i32,
@@ -59,7 +59,7 @@ pub(super) fn chunk_values(c: &Chunk, ttl_secs: i32) -> ChunkValues<'_> {
         to_i64(c.last_event_ms),
         c.has_full_snapshot,
         to_i64(c.raw_bytes),
-        c.url.as_deref(),
+        unset_if_none(c.url.as_deref()),
         &c.user_agent,
         to_i64(c.received_ms),
         ttl_secs,
@@ -79,11 +79,92 @@ pub(super) fn batch_summary_values(c: &Chunk, ttl_secs: i32) -> BatchSummaryValu
         to_i64(c.last_event_ms),
         c.has_full_snapshot,
         to_i64(c.raw_bytes),
-        c.url.as_deref(),
+        unset_if_none(c.url.as_deref()),
         &c.user_agent,
         to_i64(c.received_ms),
         ttl_secs,
     )
+}
+
+/// An absent value as CQL's "unset", which leaves the column as it is. A null
+/// would write a cell tombstone, which every later read of the row scans.
+pub(super) fn unset_if_none<T>(value: Option<T>) -> MaybeUnset<T> {
+    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+/// One step of writing a batch; [`plan_batch_write`] puts them in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum WriteStep {
+    /// These parts as one unlogged batch to `session_chunks`, with the range
+    /// delete of parts from `part_count` up when an earlier write had more.
+    Chunks {
+        parts: std::ops::Range<usize>,
+        delete_stale: bool,
+    },
+    /// Every part's summary as one unlogged batch to `session_batches`, with
+    /// the same range delete when an earlier write had more.
+    Summaries { delete_stale: bool },
+    /// The `sessions` row and the listing row.
+    SessionAndListing,
+}
+
+/// How to write `parts`, given the part counts part 0 of the same batch holds
+/// in `session_chunks` and `session_batches` (None: not written yet). Chunks
+/// first, in runs of at most `max_blob_bytes`; then summaries; then the listing.
+/// A range delete is written only where an earlier, larger write of the batch
+/// left parts behind (say, after `--max-chunk-bytes` changed and the message
+/// was delivered again): anywhere else it would be a range tombstone in the
+/// session's partition for every batch, read by every export and listing.
+pub(super) fn plan_batch_write(
+    parts: &[Chunk],
+    stored_chunk_parts: Option<u32>,
+    stored_summary_parts: Option<u32>,
+    max_blob_bytes: usize,
+) -> Vec<WriteStep> {
+    let part_count = parts[0].part_count;
+    let stale = |stored: Option<u32>| stored.is_some_and(|n| n > part_count);
+    let groups = group_by_size(parts, max_blob_bytes);
+    let last = groups.len() - 1;
+    let mut steps: Vec<WriteStep> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, parts)| WriteStep::Chunks {
+            parts,
+            delete_stale: i == last && stale(stored_chunk_parts),
+        })
+        .collect();
+    steps.push(WriteStep::Summaries {
+        delete_stale: stale(stored_summary_parts),
+    });
+    steps.push(WriteStep::SessionAndListing);
+    steps
+}
+
+/// The statements `steps` issue, by name, in order: what a test counts.
+#[cfg(test)]
+pub(super) fn statements_of(steps: &[WriteStep], parts: usize) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for step in steps {
+        match step {
+            WriteStep::Chunks {
+                parts,
+                delete_stale,
+            } => {
+                out.extend(parts.clone().map(|_| "insert_chunk"));
+                if *delete_stale {
+                    out.push("delete_stale_parts");
+                }
+            }
+            WriteStep::Summaries { delete_stale } => {
+                out.extend((0..parts).map(|_| "insert_batch_summary"));
+                if *delete_stale {
+                    out.push("delete_stale_summaries");
+                }
+            }
+            WriteStep::SessionAndListing => out.extend(["insert_session", "insert_listing"]),
+        }
+    }
+    out
 }
 
 /// The rows to delete after writing `parts`: those numbered from `part_count`
@@ -313,6 +394,105 @@ mod tests {
             user_agent: String::new(),
             received_ms: 3,
         }
+    }
+
+    /// The `count` parts of one batch, of `bytes` each.
+    fn batch(count: u32, bytes: usize) -> Vec<Chunk> {
+        (0..count)
+            .map(|part| Chunk {
+                part_count: count,
+                ..chunk(part, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_first_write_and_a_redelivery_write_no_tombstone() {
+        let parts = batch(3, 100);
+        for stored in [None, Some(3)] {
+            let steps = plan_batch_write(&parts, stored, stored, MAX_BATCH_BLOB_BYTES);
+            assert_eq!(
+                statements_of(&steps, parts.len()),
+                [
+                    "insert_chunk",
+                    "insert_chunk",
+                    "insert_chunk",
+                    "insert_batch_summary",
+                    "insert_batch_summary",
+                    "insert_batch_summary",
+                    "insert_session",
+                    "insert_listing",
+                ],
+                "stored part count {stored:?}"
+            );
+        }
+        // An earlier write with fewer parts is overwritten whole: nothing to delete.
+        let steps = plan_batch_write(&parts, Some(1), Some(1), MAX_BATCH_BLOB_BYTES);
+        assert!(!statements_of(&steps, 3)
+            .iter()
+            .any(|s| s.starts_with("delete")));
+    }
+
+    #[test]
+    fn only_an_earlier_larger_write_costs_a_range_delete_where_it_left_parts() {
+        let parts = batch(2, 100);
+        let steps = plan_batch_write(&parts, Some(5), Some(5), MAX_BATCH_BLOB_BYTES);
+        let statements = statements_of(&steps, 2);
+        assert_eq!(
+            statements
+                .iter()
+                .filter(|s| s.starts_with("delete"))
+                .count(),
+            2
+        );
+        assert_eq!(statements[2], "delete_stale_parts");
+        assert_eq!(statements[5], "delete_stale_summaries");
+        // A crash between the chunks and the summaries of the larger write's
+        // replacement: only the summaries still have stale parts.
+        let steps = plan_batch_write(&parts, Some(2), Some(5), MAX_BATCH_BLOB_BYTES);
+        assert_eq!(
+            statements_of(&steps, 2)
+                .iter()
+                .filter(|s| s.starts_with("delete"))
+                .collect::<Vec<_>>(),
+            [&"delete_stale_summaries"]
+        );
+    }
+
+    #[test]
+    fn the_range_delete_goes_with_the_last_run_of_a_split_batch() {
+        let parts = batch(3, 5 << 20);
+        let steps = plan_batch_write(&parts, Some(4), None, MAX_BATCH_BLOB_BYTES);
+        assert_eq!(
+            steps[..3],
+            [
+                WriteStep::Chunks {
+                    parts: 0..1,
+                    delete_stale: false
+                },
+                WriteStep::Chunks {
+                    parts: 1..2,
+                    delete_stale: false
+                },
+                WriteStep::Chunks {
+                    parts: 2..3,
+                    delete_stale: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn absent_values_are_unset_not_null() {
+        let mut c = chunk(0, 10);
+        c.url = None;
+        assert!(matches!(chunk_values(&c, 60).12, MaybeUnset::Unset));
+        assert!(matches!(batch_summary_values(&c, 60).11, MaybeUnset::Unset));
+        c.url = Some("https://example.com/".into());
+        assert!(matches!(
+            chunk_values(&c, 60).12,
+            MaybeUnset::Set("https://example.com/")
+        ));
     }
 
     #[test]

@@ -23,24 +23,57 @@ impl SessionStore for ScyllaStore {
             ));
         }
         let (org_id, session_id) = (first.org_id.as_str(), first.session_id.as_str());
-        let (erased, stored_first_received) = tokio::try_join!(
+        let batch = (
+            org_id,
+            session_id,
+            first.window_id.as_str(),
+            to_i64(first.seq),
+        );
+        let (erased, stored_first_received, stored_chunk_parts, stored_summary_parts) = tokio::try_join!(
             self.is_erased(org_id, session_id),
-            self.first_received(org_id, session_id)
+            self.first_received(org_id, session_id),
+            self.stored_part_count(&self.statements.select_chunk_part_count, batch),
+            self.stored_part_count(&self.statements.select_summary_part_count, batch),
         )?;
         if erased {
             return Ok(Written::DroppedErased);
         }
-        // Chunks first: a summary or listing row never names a batch that cannot
-        // be read. A failure anywhere fails the call, and its retry rewrites the
-        // same rows.
-        self.write_chunks(parts).await?;
         // The first batch stored fixes the session's place in listings (module
         // doc: why without a lightweight transaction).
         let first_received = stored_first_received.unwrap_or(first.received_ms);
-        tokio::try_join!(
-            self.write_batch_summaries(parts),
-            self.write_listing(org_id, session_id, first_received)
-        )?;
+        // In order: chunks first, so that a summary or listing row never names a
+        // batch that cannot be read. A failure anywhere fails the call, and its
+        // retry rewrites the same rows.
+        let steps = plan_batch_write(
+            parts,
+            stored_chunk_parts,
+            stored_summary_parts,
+            MAX_BATCH_BLOB_BYTES,
+        );
+        // Chunk runs one after the other; then summaries and listing together,
+        // which name only chunks already written.
+        let mut after_chunks = Vec::new();
+        for step in steps {
+            match step {
+                WriteStep::Chunks {
+                    parts: run,
+                    delete_stale,
+                } => self.write_chunks(&parts[run], delete_stale).await?,
+                other => after_chunks.push(other),
+            }
+        }
+        futures_util::future::try_join_all(after_chunks.into_iter().map(|step| async move {
+            match step {
+                WriteStep::Summaries { delete_stale } => {
+                    self.write_batch_summaries(parts, delete_stale).await
+                }
+                WriteStep::SessionAndListing => {
+                    self.write_listing(org_id, session_id, first_received).await
+                }
+                WriteStep::Chunks { .. } => unreachable!("chunks were written above"),
+            }
+        }))
+        .await?;
         Ok(Written::Stored)
     }
 
@@ -175,42 +208,55 @@ impl SessionStore for ScyllaStore {
 }
 
 impl ScyllaStore {
-    /// Writes the parts of one batch: one unlogged batch to the session's partition,
-    /// with the range delete of stale parts (split only past `MAX_BATCH_BLOB_BYTES`).
-    async fn write_chunks(&self, parts: &[Chunk]) -> Result<(), StoreError> {
-        let rows: Vec<ChunkValues<'_>> = parts
-            .iter()
-            .map(|c| chunk_values(c, self.ttl_secs))
-            .collect();
-        let stale = stale_parts(parts);
-        let groups = group_by_size(parts, MAX_BATCH_BLOB_BYTES);
-        let last_group = groups.len() - 1;
-        for (i, group) in groups.into_iter().enumerate() {
-            let mut batch = Batch::new(BatchType::Unlogged);
-            batch.set_is_idempotent(true);
-            let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
-            for row in &rows[group] {
-                batch.append_statement(self.statements.insert_chunk.clone());
-                values.push(row);
-            }
-            // Same timestamp as the inserts, but disjoint from them: inserted parts are
-            // below part_count, the delete covers part_count and up.
-            if i == last_group {
-                batch.append_statement(self.statements.delete_stale_parts.clone());
-                values.push(&stale);
-            }
-            self.session
-                .batch(&batch, values)
-                .await
-                .map_err(fail("writing session chunks"))?;
+    /// The part count part 0 of a batch holds in the table `select` reads, if
+    /// the batch was written there before.
+    async fn stored_part_count(
+        &self,
+        select: &PreparedStatement,
+        batch: (&str, &str, &str, i64),
+    ) -> Result<Option<u32>, StoreError> {
+        Ok(
+            query_one::<(Option<i32>,)>(&self.session, select, batch, "reading a stored batch")
+                .await?
+                .and_then(|(count,)| count)
+                .map(to_u32),
+        )
+    }
+
+    /// Writes a run of a batch's parts as one unlogged batch to the session's
+    /// partition, with the range delete of stale parts when asked.
+    async fn write_chunks(&self, run: &[Chunk], delete_stale: bool) -> Result<(), StoreError> {
+        let rows: Vec<ChunkValues<'_>> =
+            run.iter().map(|c| chunk_values(c, self.ttl_secs)).collect();
+        let stale = stale_parts(run);
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::with_capacity(rows.len() + 1);
+        for row in &rows {
+            batch.append_statement(self.statements.insert_chunk.clone());
+            values.push(row);
         }
+        // Same timestamp as the inserts, but disjoint from them: inserted parts are
+        // below part_count, the delete covers part_count and up.
+        if delete_stale {
+            batch.append_statement(self.statements.delete_stale_parts.clone());
+            values.push(&stale);
+        }
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(fail("writing session chunks"))?;
         Ok(())
     }
 
-    /// Writes the summaries of a batch's parts, and removes stale ones, as one
-    /// unlogged batch to the session's `session_batches` partition (no blobs, so
-    /// never split).
-    async fn write_batch_summaries(&self, parts: &[Chunk]) -> Result<(), StoreError> {
+    /// Writes the summaries of a batch's parts, and removes stale ones when
+    /// asked, as one unlogged batch to the session's `session_batches`
+    /// partition (no blobs, so never split).
+    async fn write_batch_summaries(
+        &self,
+        parts: &[Chunk],
+        delete_stale: bool,
+    ) -> Result<(), StoreError> {
         let rows: Vec<BatchSummaryValues<'_>> = parts
             .iter()
             .map(|c| batch_summary_values(c, self.ttl_secs))
@@ -223,8 +269,10 @@ impl ScyllaStore {
             batch.append_statement(self.statements.insert_batch_summary.clone());
             values.push(row);
         }
-        batch.append_statement(self.statements.delete_stale_summaries.clone());
-        values.push(&stale);
+        if delete_stale {
+            batch.append_statement(self.statements.delete_stale_summaries.clone());
+            values.push(&stale);
+        }
         self.session
             .batch(&batch, values)
             .await

@@ -48,12 +48,14 @@ pub(super) struct Statements {
     // session_chunks
     pub(super) insert_chunk: PreparedStatement,
     pub(super) delete_stale_parts: PreparedStatement,
+    pub(super) select_chunk_part_count: PreparedStatement,
     pub(super) select_window_chunks: PreparedStatement,
     pub(super) select_window_chunks_after: PreparedStatement,
     pub(super) delete_session_chunks: PreparedStatement,
     // session_batches
     pub(super) insert_batch_summary: PreparedStatement,
     pub(super) delete_stale_summaries: PreparedStatement,
+    pub(super) select_summary_part_count: PreparedStatement,
     pub(super) select_batch_summaries: PreparedStatement,
     pub(super) delete_session_batches: PreparedStatement,
     // sessions
@@ -116,6 +118,12 @@ impl Statements {
                 write,
             )
             .await?,
+            select_chunk_part_count: p(
+                "SELECT part_count FROM session_chunks
+                 WHERE org_id = ? AND session_id = ? AND window_id = ? AND seq = ? AND part = 0",
+                read,
+            )
+            .await?,
             select_window_chunks: blobs(
                 "SELECT window_id, seq, part, part_count, events_zstd, event_count, first_event_ms,
                         last_event_ms, has_full_snapshot, raw_bytes, url, user_agent, received_ms
@@ -148,6 +156,12 @@ impl Statements {
                 "DELETE FROM session_batches
                  WHERE org_id = ? AND session_id = ? AND window_id = ? AND seq = ? AND part >= ?",
                 write,
+            )
+            .await?,
+            select_summary_part_count: p(
+                "SELECT part_count FROM session_batches
+                 WHERE org_id = ? AND session_id = ? AND window_id = ? AND seq = ? AND part = 0",
+                read,
             )
             .await?,
             select_batch_summaries: p(
