@@ -186,6 +186,7 @@ fn register_metrics() {
         m::CONSUMER_BATCHES_STORED,
         m::CONSUMER_BATCHES_DROPPED_ERASED,
         m::CONSUMER_EVENTS_STORED,
+        m::CONSUMER_STORED_BYTES,
         m::CONSUMER_DECODED_BYTES,
     ] {
         zero_counter(name, "", &[]);

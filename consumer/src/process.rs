@@ -330,10 +330,11 @@ impl Processor {
                 let written = self
                     .write_with_retry("batch", || self.store.put_batch(&batch.parts))
                     .await;
-                (batch.index, batch.event_count, written)
+                let stored_bytes: usize = batch.parts.iter().map(|c| c.events_zstd.len()).sum();
+                (batch.index, batch.event_count, stored_bytes, written)
             })
             .buffer_unordered(STORE_WRITES_PER_MESSAGE);
-        while let Some((index, event_count, written)) = writes.next().await {
+        while let Some((index, event_count, stored_bytes, written)) = writes.next().await {
             match written {
                 // Erasure outranks delivery: the batch is handled, and gone.
                 Ok(Written::DroppedErased) => {
@@ -343,6 +344,7 @@ impl Processor {
                     stored_batches += 1;
                     metrics::counter!(m::CONSUMER_BATCHES_STORED).increment(1);
                     metrics::counter!(m::CONSUMER_EVENTS_STORED).increment(event_count as u64);
+                    metrics::counter!(m::CONSUMER_STORED_BYTES).increment(stored_bytes as u64);
                 }
                 Err(Stop::Stopping) => return Outcome::Abandoned,
                 Err(Stop::Rejected(e)) => {

@@ -64,6 +64,9 @@ pub const CONSUMER_BATCHES_STORED: &str = "lucent_consumer_batches_stored_total"
 pub const CONSUMER_BATCHES_DROPPED_ERASED: &str = "lucent_consumer_batches_dropped_erased_total";
 /// Counter. Events written to the store.
 pub const CONSUMER_EVENTS_STORED: &str = "lucent_consumer_events_stored_total";
+/// Counter, bytes. Compressed event bytes written to the store (what the
+/// store keeps per replica, before its own overhead): the sizing figure.
+pub const CONSUMER_STORED_BYTES: &str = "lucent_consumer_stored_bytes_total";
 /// Counter. Messages dead-lettered, by `reason` (`decode`, `too_large`, `not_json`,
 /// `invalid_batch`, `too_many_batches`, `broken_envelope`, `poison`: the message
 /// was in flight each time the consumer died, and is dead-lettered unprocessed).
@@ -153,6 +156,7 @@ pub const ALL_CONSUMER: &[&str] = &[
     CONSUMER_MESSAGES,
     CONSUMER_BATCHES_STORED,
     CONSUMER_EVENTS_STORED,
+    CONSUMER_STORED_BYTES,
     CONSUMER_DEAD_LETTERS,
     CONSUMER_DECOMPRESSION_RATIO,
     CONSUMER_DECODED_BYTES,
