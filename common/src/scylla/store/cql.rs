@@ -22,7 +22,7 @@ pub(crate) async fn connect(
     keyspace: &str,
     options: &ScyllaOptions,
 ) -> Result<Cluster, StoreError> {
-    check_keyspace(keyspace)?;
+    let keyspace = &check_keyspace(keyspace)?;
     let write = parse_consistency(&options.consistency)?;
     let read = match write {
         // EACH_QUORUM is for writes only; a local quorum overlaps every datacenter's

@@ -225,14 +225,16 @@ pub fn parse_consistency(name: &str) -> Result<Consistency, StoreError> {
     })
 }
 
-/// A keyspace name CQL takes unquoted: a letter, then letters, digits and `_`, 48 at most.
-pub(super) fn check_keyspace(keyspace: &str) -> Result<(), StoreError> {
+/// A keyspace name CQL takes unquoted: a letter, then letters, digits and `_`,
+/// 48 at most. CQL folds unquoted names to lower case, and the cluster's
+/// metadata names the keyspace so, so the name is returned folded.
+pub(super) fn check_keyspace(keyspace: &str) -> Result<String, StoreError> {
     let mut bytes = keyspace.bytes();
     let valid = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && keyspace.len() <= 48;
     if valid {
-        Ok(())
+        Ok(keyspace.to_ascii_lowercase())
     } else {
         Err(StoreError::permanent(format!(
             "keyspace {keyspace:?} must be a letter followed by at most 47 of [A-Za-z0-9_]"
@@ -279,7 +281,7 @@ mod tests {
     #[test]
     fn keyspace_names_must_be_plain_cql_identifiers() {
         assert!(check_keyspace("lucent").is_ok());
-        assert!(check_keyspace("Lucent_test_01").is_ok());
+        assert_eq!(check_keyspace("Lucent_test_01").unwrap(), "lucent_test_01");
         for bad in ["", "1lucent", "_x", "a-b", "a;DROP", &"a".repeat(49)] {
             assert!(check_keyspace(bad).is_err(), "{bad}");
         }

@@ -71,7 +71,7 @@ impl std::fmt::Display for SchemaReport {
 /// for operators who review DDL or run it themselves (then they also write the
 /// version row, the last statement).
 pub fn schema_cql(keyspace: &str, plan: &SchemaPlan) -> Result<Vec<String>, StoreError> {
-    check_keyspace(keyspace)?;
+    let keyspace = &check_keyspace(keyspace)?;
     let replication = check_replication(&plan.replication)?;
     check_retention(plan.retention_secs)?;
     let mut cql = vec![create_keyspace(keyspace, replication)];
@@ -98,7 +98,7 @@ pub async fn apply_schema(
     options: &ScyllaOptions,
     plan: &SchemaPlan,
 ) -> Result<SchemaReport, StoreError> {
-    check_keyspace(keyspace)?;
+    let keyspace = &check_keyspace(keyspace)?;
     let replication = check_replication(&plan.replication)?;
     check_retention(plan.retention_secs)?;
     let session = cql::open_session(nodes, options, Consistency::Quorum).await?;
@@ -217,7 +217,7 @@ pub async fn schema_status(
     keyspace: &str,
     options: &ScyllaOptions,
 ) -> Result<Option<RecordedSchema>, StoreError> {
-    check_keyspace(keyspace)?;
+    let keyspace = &check_keyspace(keyspace)?;
     let read = parse_consistency(&options.consistency)?;
     let read = if read == Consistency::EachQuorum {
         Consistency::LocalQuorum
