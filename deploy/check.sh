@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Validates everything under deploy/ offline: Prometheus config, alert rules and
 # their unit tests, Kubernetes manifests, the docker-compose file, the Grafana
-# dashboard, that the scrape jobs agree across them, and that every metric they
-# use is one the binaries export.
+# dashboard, that the scrape jobs agree across them, that every store client
+# (Kubernetes and compose) reaches ScyllaDB the same way after the schema step,
+# and that every metric they use is one the binaries export.
 #
 #   deploy/check.sh            (from anywhere; exits non-zero on any failure)
 #
@@ -98,6 +99,9 @@ run "kubernetes manifests" "$PY" deploy/checks.py k8s
 # ---- docker-compose ---------------------------------------------------------
 step "${compose[*]} -f deploy/docker-compose.yml config -q"
 run "docker-compose file" "${compose[@]}" -f deploy/docker-compose.yml config -q
+
+step "docker-compose: the schema service runs before every store client, alone with the replication"
+run "compose schema step" "$PY" deploy/checks.py compose
 
 # ---- Grafana ----------------------------------------------------------------
 step "python3 -m json.tool deploy/grafana/dashboards/lucent.json, and its PromQL through promtool"

@@ -6,6 +6,7 @@
     python3 deploy/checks.py alerts           # runbooks, severities, a firing and a quiet test per alert
     python3 deploy/checks.py dashboard [OUT]  # panels; with OUT, its queries as rules for promtool
     python3 deploy/checks.py jobs             # scrape jobs agree: alerts, prometheus.yml, compose, monitors, dashboard
+    python3 deploy/checks.py compose          # the schema service runs before every store client in compose
 
 Prints one line per thing checked ("ok", "FAIL" or "SKIP" with the reason) and
 exits 1 if anything failed. Needs PyYAML and kubernetes-validate, whose
@@ -55,9 +56,37 @@ BINARIES = {
 # ConfigMap (a Deployment that overrides one would disagree with the others).
 SHARED_ONLY = {
     # The consumer's TTL on session data, and how long lucent-query keeps an
-    # erasure tombstone (the consumer drops an erased session's batches while one exists).
-    "LUCENT_RETENTION_DAYS": ("lucent-consumer", "lucent-query"),
+    # erasure tombstone (the consumer drops an erased session's batches while one
+    # exists); the schema step sizes the tables for it and records it, and both
+    # services refuse to start on a keyspace recorded with another value.
+    "LUCENT_RETENTION_DAYS": ("lucent-consumer", "lucent-query", "lucent-schema"),
 }
+
+# Everything in deploy/k8s that opens the ScyllaDB store, and the Secret of the
+# role it logs in with: the services' role may only SELECT and MODIFY, the
+# schema role may also CREATE and ALTER, so a service must never get the latter.
+# Each mounts its Secret and the CA where lucent-config's paths point, so that a
+# pod missing a mount, or mounting another role's Secret, fails here rather
+# than at its first connection.
+SERVICE_SECRET = "lucent-scylla-service"
+SCHEMA_SECRET = "lucent-scylla-schema-admin"
+SCYLLA_CA = "lucent-scylla-ca"
+STORE_CLIENTS = {
+    ("Deployment", "lucent-ingest"): SERVICE_SECRET,
+    ("Deployment", "lucent-consumer"): SERVICE_SECRET,
+    ("Deployment", "lucent-query"): SERVICE_SECRET,
+    ("Job", "lucent-schema"): SCHEMA_SECRET,
+    ("Job", "lucent-create-key-ORG"): SERVICE_SECRET,
+}
+SCHEMA_JOB = ("Job", "lucent-schema")
+SCHEMA_COMMAND = ["lucent-consumer", "schema", "apply"]
+# Only the schema step creates the keyspace; a service given the variable would
+# ignore it, and a reader would wrongly believe it describes the keyspace.
+REPLICATION = "LUCENT_SCYLLA_REPLICATION"
+# Store settings a pod may set itself; every other LUCENT_SCYLLA_* and
+# LUCENT_STORE comes from lucent-config, so the Job and the services reach the
+# same cluster the same way.
+OWN_SCYLLA_ENV = {"LUCENT_SCYLLA_USERNAME"}
 
 # A Kubernetes resource.Quantity (500m, 1Gi, "2"). The schemas accept any
 # string here, so a typo such as "1GB" would otherwise surface only at apply time.
@@ -225,6 +254,8 @@ def cmd_k8s():
         g.check(key in config, f"{key} set once for {' and '.join(readers)}")
     g.done()
 
+    check_store_clients(docs, config)
+
     g = Group("examples/kafka-topics.yaml")
     topics = {d["spec"].get("topicName", n): d for (k, n), (_, d) in docs.items() if k == "KafkaTopic"}
     g.check(sorted(topics) == ["lucent.replay.dlq", "lucent.replay.raw"], f"topics {sorted(topics)}")
@@ -259,6 +290,138 @@ def cmd_k8s():
         g.check(target_labels.get(spec["jobLabel"]) == name, f'job="{name}" as alerts.yml expects')
     g.done()
     finish()
+
+
+def containers_of(doc):
+    return pod_template(doc)["spec"]["containers"]
+
+
+def mounted_file(pod, container, path):
+    """(kind, name, key, read-only) of the volume that puts file `path` into
+    the container, or None; kind is "secret" or "configMap"."""
+    directory, _, filename = path.rpartition("/")
+    mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"].rstrip("/") == directory), None)
+    if mount is None or mount.get("subPath"):
+        return None
+    volume = next((v for v in pod.get("volumes", []) if v["name"] == mount["name"]), {})
+    for kind, name_field in (("secret", "secretName"), ("configMap", "name")):
+        if kind in volume:
+            items = volume[kind].get("items")
+            key = filename if items is None else next((i["key"] for i in items if i["path"] == filename), None)
+            return (kind, volume[kind].get(name_field), key, mount.get("readOnly") is True) if key else None
+    return None
+
+
+def replication_dcs(literal):
+    """Data center -> replication factor of a NetworkTopologyStrategy map literal."""
+    pairs = dict(re.findall(r"'([^']+)'\s*:\s*'?([^',}]+)'?", literal))
+    if pairs.pop("class", "").split(".")[-1] != "NetworkTopologyStrategy":
+        return None
+    return {dc: int(rf) for dc, rf in pairs.items()}
+
+
+def check_store_clients(docs, config):
+    """Every pod that opens the store logs in with its role's Secret and
+    verifies the nodes with the CA, at the paths the ConfigMap names; TLS is on
+    wherever credentials travel; the keyspace's replication is set in the schema
+    Job only, and matches the ScyllaCluster example."""
+    print("  store clients:")
+    g = Group("ConfigMap/lucent-config (ScyllaDB)")
+    bools = {k: v for k, v in config.items() if k in ("LUCENT_SCYLLA_TLS", "LUCENT_SCYLLA_ALLOW_PLAINTEXT_CREDENTIALS")}
+    bad = [f"{k}={v!r}" for k, v in bools.items() if v not in ("true", "false")]
+    g.check(not bad, "booleans are true/false" if not bad else f"booleans not true/false: {', '.join(bad)}")
+    g.check(config.get("LUCENT_SCYLLA_TLS") == "true", "LUCENT_SCYLLA_TLS true (credentials cross the network)")
+    g.check(config.get("LUCENT_SCYLLA_ALLOW_PLAINTEXT_CREDENTIALS", "false") == "false", "no plaintext credentials")
+    for key in ("LUCENT_SCYLLA_TLS_CA_FILE", "LUCENT_SCYLLA_PASSWORD_FILE"):
+        g.check(config.get(key, "").startswith("/"), f"{key} an absolute path")
+    secrets = sorted(k for k in config if "PASSWORD" in k and k != "LUCENT_SCYLLA_PASSWORD_FILE")
+    g.check(not secrets, "no password in it" if not secrets else f"holds {', '.join(secrets)}: use a Secret file")
+    g.check(REPLICATION not in config, f"no {REPLICATION} (the schema Job's only)")
+    g.done()
+    ca_file, password_file = config.get("LUCENT_SCYLLA_TLS_CA_FILE", ""), config.get("LUCENT_SCYLLA_PASSWORD_FILE", "")
+
+    for (kind, name), secret in STORE_CLIENTS.items():
+        entry = docs.get((kind, name))
+        g = Group(f"{kind}/{name}")
+        if not g.check(entry is not None, "exists"):
+            g.done()
+            continue
+        pod = pod_template(entry[1])["spec"]
+        for c in containers_of(entry[1]):
+            env = {e["name"]: e for e in c.get("env", [])}
+            g.check({"configMapRef": {"name": "lucent-config"}} in c.get("envFrom", []), "env from ConfigMap/lucent-config")
+            allowed = OWN_SCYLLA_ENV | ({REPLICATION} if (kind, name) == SCHEMA_JOB else set())
+            own = sorted(n for n in env if (n.startswith("LUCENT_SCYLLA_") or n in ("LUCENT_STORE", *SHARED_ONLY))
+                         and n not in allowed)
+            g.check(not own, "store settings from the ConfigMap only"
+                    if not own else f"sets {', '.join(own)} itself, which must come from lucent-config")
+            user = env.get("LUCENT_SCYLLA_USERNAME", {}).get("valueFrom", {}).get("secretKeyRef", {})
+            g.check(user.get("name") == secret and user.get("key") == "username",
+                    f"LUCENT_SCYLLA_USERNAME from Secret/{secret}"
+                    if user.get("name") == secret else f"LUCENT_SCYLLA_USERNAME from {user or 'no Secret'}, expected Secret/{secret}")
+            got = mounted_file(pod, c, password_file)
+            g.check(got is not None and got[:2] == ("secret", secret) and got[3],
+                    f"Secret/{secret} read-only at {password_file}"
+                    if got and got[:2] == ("secret", secret) and got[3] else f"{password_file} is {got or 'not mounted'}, expected Secret/{secret}")
+            got = mounted_file(pod, c, ca_file)
+            g.check(got is not None and got[1] == SCYLLA_CA and got[3],
+                    f"{SCYLLA_CA} read-only at {ca_file}" if got and got[1] == SCYLLA_CA and got[3]
+                    else f"{ca_file} is {got or 'not mounted'}, expected {SCYLLA_CA}")
+        psc = pod.get("securityContext", {})
+        g.check(psc.get("fsGroup") == psc.get("runAsUser"), "fsGroup lets its user read the 0440 Secret file")
+        g.done()
+
+    job = docs.get(SCHEMA_JOB)
+    g = Group("Job/lucent-schema")
+    if g.check(job is not None and job[0].parent == K8S, "in deploy/k8s"):
+        spec = job[1]["spec"]
+        pod = pod_template(job[1])["spec"]
+        c = pod["containers"][0]
+        g.check(c.get("command") == SCHEMA_COMMAND, " ".join(SCHEMA_COMMAND))
+        g.check(pod.get("restartPolicy") == "OnFailure", "restartPolicy OnFailure")
+        g.check("backoffLimit" in spec and "ttlSecondsAfterFinished" in spec, "backoffLimit and ttlSecondsAfterFinished")
+        images = {c2["image"] for n in BINARIES for c2 in containers_of(docs[("Deployment", n)][1])}
+        g.check(images == {c["image"]}, f"image {c['image']}, the Deployments' (one release)"
+                if images == {c["image"]} else f"image {c['image']}, Deployments {sorted(images)}")
+        env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+        dcs = replication_dcs(env.get(REPLICATION, ""))
+        g.check(dcs is not None, f"{REPLICATION} NetworkTopologyStrategy" if dcs is not None
+                else f"{REPLICATION} {env.get(REPLICATION)!r}: want NetworkTopologyStrategy with data centers named")
+        local_dc = config.get("LUCENT_SCYLLA_LOCAL_DC")
+        if dcs is not None and local_dc:
+            g.check(local_dc in dcs, f"LUCENT_SCYLLA_LOCAL_DC {local_dc} has replicas")
+        clusters = [d for (k, _), (_, d) in docs.items() if k == "ScyllaCluster"]
+        for sc in clusters:
+            dc = sc["spec"]["datacenter"]
+            nodes = sum(r.get("members", 0) for r in dc["racks"])
+            want = {dc["name"]: min(nodes, 3)}
+            g.check(dcs == want, f"replication {dcs} fits ScyllaCluster/{sc['metadata']['name']} ({nodes} nodes in {dc['name']})"
+                    if dcs == want else f"replication {dcs}, ScyllaCluster/{sc['metadata']['name']} suggests {want}")
+    g.done()
+
+    g = Group(f"{REPLICATION} placement")
+    stray = []
+    for (kind, name), (path, doc) in docs.items():
+        if kind == "ConfigMap" and REPLICATION in (doc.get("data") or {}):
+            stray.append(f"{rel(path)} {kind}/{name}")
+        if kind in ("Deployment", "Job") and (kind, name) != SCHEMA_JOB:
+            if any(e["name"] == REPLICATION for c in containers_of(doc) for e in c.get("env", [])):
+                stray.append(f"{rel(path)} {kind}/{name}")
+    g.check(not stray, "in Job/lucent-schema only" if not stray else f"also in {', '.join(stray)}")
+    g.done()
+
+    g = Group("Secrets")
+    core = sorted(f"{rel(p)} Secret/{n}" for (k, n), (p, _) in docs.items() if k == "Secret" and p.parent == K8S)
+    g.check(not core, "none in deploy/k8s (examples only)" if not core else f"in deploy/k8s: {', '.join(core)}")
+    for (k, n), (p, d) in docs.items():
+        if k == "Secret":
+            values = {**(d.get("stringData") or {}), **(d.get("data") or {})}
+            real = sorted(key for key, v in values.items() if key == "password" and "REPLACE-ME" not in str(v))
+            g.check(not real, f"{n}: placeholder password" if not real else f"{n}: {', '.join(real)} is not a REPLACE-ME placeholder")
+    wanted = sorted({SERVICE_SECRET, SCHEMA_SECRET} - {n for (k, n) in docs if k == "Secret"})
+    g.check(not wanted, "examples of both roles' Secrets" if not wanted else f"no example of Secret {', '.join(wanted)}")
+    g.check(("ConfigMap", SCYLLA_CA) in docs, f"example of ConfigMap/{SCYLLA_CA}")
+    g.done()
 
 
 # ------------------------------------------------------------ metrics ----
@@ -426,7 +589,43 @@ def cmd_jobs():
     finish()
 
 
-COMMANDS = {"k8s": cmd_k8s, "metrics": cmd_metrics, "alerts": cmd_alerts, "dashboard": cmd_dashboard, "jobs": cmd_jobs}
+# ------------------------------------------------------------ compose ----
+
+
+def cmd_compose():
+    """The compose file runs the schema step, as the cluster does: one
+    one-shot service creates the keyspace (the only one given its replication),
+    every service that opens the store starts after it has exited 0, and they
+    all reach the same store with the same retention."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    env = {n: svc.get("environment") or {} for n, svc in services.items()}
+    schema = [n for n, svc in services.items() if (svc.get("command") or [])[:3] == SCHEMA_COMMAND]
+    clients = [n for n in services if "LUCENT_STORE" in env[n] and n not in schema]
+    g = Group(str(rel(COMPOSE)))
+    if g.check(len(schema) == 1, f"one schema service ({', '.join(schema)})"
+               if len(schema) == 1 else f"{len(schema)} services run {' '.join(SCHEMA_COMMAND)}"):
+        name = schema[0]
+        svc = services[name]
+        g.check(str(svc.get("restart", "no")) == "no", f"{name} runs once")
+        g.check((svc.get("depends_on") or {}).get("scylla", {}).get("condition") == "service_healthy",
+                f"{name} waits for scylla healthy")
+        g.check(REPLICATION in env[name], f"{name} sets {REPLICATION}")
+        for client in clients:
+            cond = (services[client].get("depends_on") or {}).get(name, {}).get("condition")
+            g.check(cond == "service_completed_successfully", f"{client} after {name} completed"
+                    if cond == "service_completed_successfully" else f"{client} does not wait for {name} to complete ({cond})")
+        stores = {n: env[n].get("LUCENT_STORE") for n in [name, *clients]}
+        g.check(len(set(stores.values())) == 1, f"{', '.join(stores)} use one LUCENT_STORE"
+                if len(set(stores.values())) == 1 else f"LUCENT_STORE differs: {stores}")
+    stray = sorted(n for n in services if REPLICATION in env[n] and n not in schema)
+    g.check(not stray, f"{REPLICATION} in the schema service only" if not stray else f"{REPLICATION} also in {', '.join(stray)}")
+    g.check(bool(clients), f"store clients {', '.join(clients)}")
+    g.done()
+    finish()
+
+
+COMMANDS = {"k8s": cmd_k8s, "metrics": cmd_metrics, "alerts": cmd_alerts, "dashboard": cmd_dashboard, "jobs": cmd_jobs,
+            "compose": cmd_compose}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
