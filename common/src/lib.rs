@@ -5,7 +5,8 @@
 //!   content encodings and bounded decoding, the clock.
 //! - [`backend`]: the traits the binaries use (`Publisher`, `Source`,
 //!   `KeyStore`, `SessionStore`/`SessionReader`, `AttemptLog`) and their error.
-//! - [`sqlite`]: the embedded queue and store (group-committed SQLite files).
+//! - [`log`]: the embedded queue, a log of segment files.
+//! - [`sqlite`]: the embedded store, and the earlier embedded queue (group-committed SQLite files).
 //! - [`kafka`]: the distributed queue.
 //! - [`scylla`]: the distributed store.
 //! - [`open`]: backend URLs and flags, and opening a backend from them.
@@ -20,6 +21,7 @@
 pub mod backend;
 pub mod domain;
 pub mod kafka;
+pub mod log;
 pub mod open;
 pub mod process;
 pub mod scylla;

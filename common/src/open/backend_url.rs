@@ -8,7 +8,10 @@ use std::str::FromStr;
 /// Where the queue lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueUrl {
-    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`.
+    /// `log://relative/dir` or `log:///absolute/dir`: the embedded segment log.
+    Log(PathBuf),
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`: the earlier
+    /// embedded queue, kept for existing files (README "Embedded queue").
     Sqlite(PathBuf),
     /// `kafka://host:port[,host:port…]`.
     Kafka { brokers: String },
@@ -41,11 +44,11 @@ fn bad(url: &str, why: &'static str) -> BadUrl {
     }
 }
 
-fn sqlite_path(url: &str, rest: &str) -> Result<PathBuf, BadUrl> {
+fn local_path(url: &str, rest: &str) -> Result<PathBuf, BadUrl> {
     if rest.is_empty() {
         return Err(bad(
             url,
-            "sqlite URL needs a file path, e.g. sqlite://data/lucent.db",
+            "a local URL needs a path, e.g. sqlite://data/lucent.db or log://data/queue",
         ));
     }
     Ok(PathBuf::from(rest))
@@ -74,15 +77,21 @@ impl FromStr for QueueUrl {
     type Err = BadUrl;
 
     fn from_str(url: &str) -> Result<QueueUrl, BadUrl> {
+        if let Some(rest) = url.strip_prefix("log://") {
+            return Ok(QueueUrl::Log(local_path(url, rest)?));
+        }
         if let Some(rest) = url.strip_prefix("sqlite://") {
-            return Ok(QueueUrl::Sqlite(sqlite_path(url, rest)?));
+            return Ok(QueueUrl::Sqlite(local_path(url, rest)?));
         }
         if let Some(rest) = url.strip_prefix("kafka://") {
             return Ok(QueueUrl::Kafka {
                 brokers: host_list(url, rest.trim_end_matches('/'), 9092)?.join(","),
             });
         }
-        Err(bad(url, "queue URL must start with sqlite:// or kafka://"))
+        Err(bad(
+            url,
+            "queue URL must start with log://, sqlite:// or kafka://",
+        ))
     }
 }
 
@@ -91,7 +100,7 @@ impl FromStr for StoreUrl {
 
     fn from_str(url: &str) -> Result<StoreUrl, BadUrl> {
         if let Some(rest) = url.strip_prefix("sqlite://") {
-            return Ok(StoreUrl::Sqlite(sqlite_path(url, rest)?));
+            return Ok(StoreUrl::Sqlite(local_path(url, rest)?));
         }
         if let Some(rest) = url.strip_prefix("scylla://") {
             let (hosts, keyspace) = rest.split_once('/').unwrap_or((rest, ""));
@@ -119,6 +128,7 @@ impl FromStr for StoreUrl {
 impl fmt::Display for QueueUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            QueueUrl::Log(path) => write!(f, "log://{}", path.display()),
             QueueUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
             QueueUrl::Kafka { brokers } => write!(f, "kafka://{brokers}"),
         }
@@ -253,6 +263,15 @@ mod tests {
     fn refuses_what_it_cannot_use() {
         assert!("postgres://x".parse::<StoreUrl>().is_err());
         assert!("sqlite://".parse::<QueueUrl>().is_err());
+        assert!("log://".parse::<QueueUrl>().is_err());
+        assert_eq!(
+            "log://data/queue".parse(),
+            Ok(QueueUrl::Log("data/queue".into()))
+        );
+        assert_eq!(
+            "log://data/queue".parse::<QueueUrl>().unwrap().to_string(),
+            "log://data/queue"
+        );
         assert!("kafka://".parse::<QueueUrl>().is_err());
         assert!("scylla://n/bad-keyspace".parse::<StoreUrl>().is_err());
     }

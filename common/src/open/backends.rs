@@ -10,6 +10,8 @@ use crate::backend::publisher::Publisher;
 use crate::backend::secret_store::SecretStore;
 use crate::backend::session_store::{SessionReader, SessionStore};
 use crate::backend::source::Source;
+use crate::log::reader::LogSource;
+use crate::log::writer::LogPublisher;
 use crate::open::backend_url::{QueueUrl, StoreUrl};
 use crate::scylla::store::{ScyllaKeyStore, ScyllaOptions, ScyllaStore};
 use crate::sqlite::queue::{SqlitePublisher, SqliteSource};
@@ -65,6 +67,14 @@ pub async fn open_publisher(
     options: &PublisherOptions,
 ) -> Result<Arc<dyn Publisher>, StoreError> {
     match url {
+        QueueUrl::Log(dir) => {
+            refuse_beside_an_old_queue(dir)?;
+            Ok(Arc::new(LogPublisher::open(
+                dir,
+                options.buffer_bytes,
+                options.ack_timeout,
+            )?))
+        }
         QueueUrl::Sqlite(path) => Ok(Arc::new(SqlitePublisher::open(
             path,
             options.buffer_bytes,
@@ -84,6 +94,27 @@ pub async fn open_publisher(
     }
 }
 
+/// Refuses a log directory `DIR` next to a SQLite queue file `DIR.db`: the
+/// default queue was `sqlite://data/queue.db` before it became
+/// `log://data/queue`, and what the old file still holds would otherwise be
+/// silently left behind.
+fn refuse_beside_an_old_queue(dir: &std::path::Path) -> Result<(), StoreError> {
+    let old = dir.with_extension("db");
+    if old.exists() {
+        return Err(StoreError::permanent(format!(
+            "{} is a SQLite queue from an earlier release, next to the log {}: move what \
+             it holds with `lucent-consumer queue migrate --from sqlite://{} --to log://{}` \
+             (ingest stopped), or keep using it with --queue sqlite://{}",
+            old.display(),
+            dir.display(),
+            old.display(),
+            dir.display(),
+            old.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Opens the queue named by `url` for consuming as `group`.
 pub async fn open_source(
     url: &QueueUrl,
@@ -91,6 +122,10 @@ pub async fn open_source(
     kafka_overrides: &[(String, String)],
 ) -> Result<Arc<dyn Source>, StoreError> {
     match url {
+        QueueUrl::Log(dir) => {
+            refuse_beside_an_old_queue(dir)?;
+            Ok(Arc::new(LogSource::open(dir, group)?))
+        }
         QueueUrl::Sqlite(path) => Ok(Arc::new(SqliteSource::open(path, group)?)),
         QueueUrl::Kafka { brokers } => Ok(Arc::new(crate::kafka::source::KafkaSource::connect(
             &kafka_config(brokers, kafka_overrides),
@@ -107,7 +142,7 @@ pub fn open_dead_letter_topic(
     ack_timeout: Duration,
 ) -> Result<Option<Arc<dyn crate::backend::dead_letter_topic::DeadLetterTopic>>, StoreError> {
     match url {
-        QueueUrl::Sqlite(_) => Ok(None),
+        QueueUrl::Log(_) | QueueUrl::Sqlite(_) => Ok(None),
         QueueUrl::Kafka { brokers } => Ok(Some(Arc::new(
             crate::kafka::publisher::KafkaDeadLetterProducer::connect(
                 &kafka_config(brokers, kafka_overrides),

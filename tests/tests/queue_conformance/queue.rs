@@ -28,6 +28,9 @@ const KAFKA_CONSUMER_OVERRIDES: &[(&str, &str)] = &[
 ];
 
 enum Backend {
+    Log {
+        dir: tempfile::TempDir,
+    },
     Sqlite {
         dir: tempfile::TempDir,
         /// A connection holding the write lock while the backend is "down".
@@ -53,6 +56,14 @@ impl Queue {
         }
     }
 
+    pub fn log() -> Queue {
+        Queue {
+            backend: Backend::Log {
+                dir: tempfile::tempdir().expect("the temp directory is writable"),
+            },
+        }
+    }
+
     pub fn kafka() -> Queue {
         let broker = TansuBroker::start();
         broker.create_topics(KAFKA_PARTITIONS);
@@ -67,6 +78,7 @@ impl Queue {
 
     fn url(&self) -> QueueUrl {
         match &self.backend {
+            Backend::Log { dir } => QueueUrl::Log(dir.path().join("queue")),
             Backend::Sqlite { dir, .. } => QueueUrl::Sqlite(Queue::sqlite_path(dir.path())),
             Backend::Kafka { broker } => QueueUrl::Kafka {
                 brokers: broker.bootstrap(),
@@ -109,6 +121,7 @@ impl Queue {
                 *lock = Some(conn);
             }
             Backend::Kafka { broker } => tokio::task::block_in_place(|| broker.kill()),
+            Backend::Log { .. } => unreachable!("the log has no server or lock to take down"),
         }
     }
 
@@ -118,6 +131,7 @@ impl Queue {
         match &mut self.backend {
             Backend::Sqlite { lock, .. } => drop(lock.take()),
             Backend::Kafka { broker } => tokio::task::block_in_place(|| broker.restart()),
+            Backend::Log { .. } => unreachable!("the log has no server or lock to take down"),
         }
     }
 
@@ -136,10 +150,30 @@ impl Queue {
 
     /// Restarts the queue's server abruptly, where it has one (Kafka:
     /// SIGKILL and start again). The SQLite log has no server: whoever opens
-    /// the file next reads what was committed.
+    /// the file next reads what was committed. The segment log's writer is
+    /// the publisher: its crash mid-write leaves a torn record after the last
+    /// acknowledged one, which is what this appends.
     pub async fn crash_server(&mut self) {
-        if let Backend::Kafka { broker } = &mut self.backend {
-            tokio::task::block_in_place(|| broker.restart());
+        match &mut self.backend {
+            Backend::Kafka { broker } => tokio::task::block_in_place(|| broker.restart()),
+            Backend::Log { dir } => {
+                use std::io::Write;
+                let log = dir.path().join("queue");
+                let last = std::fs::read_dir(&log)
+                    .expect("the log directory exists")
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+                    .max()
+                    .expect("the log has a segment");
+                let mut torn = Vec::new();
+                lucent_common::log::record::encode(&mut torn, 1 << 40, b"{}", &[7; 500]);
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(last)
+                    .and_then(|mut f| f.write_all(&torn[..torn.len() / 2]))
+                    .expect("the segment is writable");
+            }
+            Backend::Sqlite { .. } => {}
         }
     }
 }
