@@ -1,6 +1,6 @@
 import { Identity } from './identity';
-import { EventQueue, utf8Length } from './queue';
-import type { Deps, RecordedEvent } from './types';
+import { EventQueue, isSnapshot, utf8Length, type SerializedEvent } from './queue';
+import type { Deps, KeyValueStorage, RecordedEvent, TransportResponse } from './types';
 
 export const SDK_VERSION = '0.1.0';
 
@@ -10,29 +10,45 @@ export interface ClientOptions {
   apiKey: string;
   /** Base URL of the ingest service, e.g. `https://ingest.example.com`. */
   endpoint: string;
-  /** Time between regular sends of the buffer, in milliseconds. */
+  /** Least time between two regular requests, in milliseconds. */
   flushIntervalMs?: number;
   /** Most events held in memory (waiting, or being retried); beyond it the oldest are dropped. */
   maxBufferEvents?: number;
+  /** Most bytes of serialized events held in memory; beyond it the oldest are dropped. */
+  maxBufferBytes?: number;
   /** Most events in one request (the server accepts 1..=10000). */
   maxBatchEvents?: number;
   /** Most bytes of (uncompressed) JSON in one request; under the server's 1 MiB limit even without gzip. */
   maxBatchBytes?: number;
-  /** Most bytes in one beacon body (browsers allow 64 KiB of keepalive data in flight). */
+  /** Most bytes in one beacon or keepalive body (browsers allow 64 KiB of keepalive data in flight). */
   maxBeaconBytes?: number;
-  /** First retry delay bound after a 5xx or network error, in milliseconds (doubles per failure). */
+  /** Backoff bound after the first failure, in milliseconds (doubles per failure). */
   retryBaseMs?: number;
-  /** Cap on the retry delay bound, in milliseconds. */
+  /** Cap on the backoff bound, in milliseconds. */
   retryMaxMs?: number;
+  /** A request without an answer after this long is aborted and retried. */
+  requestTimeoutMs?: number;
+  /** A session without user activity for this long ends; the next activity starts a new one. */
+  idleTimeoutMs?: number;
+  /** A session never lasts longer than this; then a new one starts. */
+  maxSessionMs?: number;
+  /** A new full snapshot after this long (if anything happened), so long sessions stay seekable. 0: never. */
+  fullSnapshotEveryMs?: number;
+  /** Share of sessions recorded, 0..1 (decided once per tab). */
+  sampleRate?: number;
+  /** Nothing is sent before the session has lasted this long; shorter visits are never sent. */
+  minimumDurationMs?: number;
+  /** Record nothing until `grantConsent()` is called. */
+  requireConsent?: boolean;
   /** Extra `metadata` sent with every batch (a function is called for each batch). */
   metadata?: Record<string, unknown> | (() => Record<string, unknown>);
 }
 
 export const DEFAULTS = {
   flushIntervalMs: 10_000,
-  // 50k events of a few hundred bytes each is some tens of MB at worst: enough to
-  // ride out a few minutes of outage or rate limiting on a busy page, and a bound.
   maxBufferEvents: 50_000,
+  // 10 MiB of serialized events: minutes of a busy page, and a bound on memory.
+  maxBufferBytes: 10_485_760,
   maxBatchEvents: 10_000,
   // 1 MiB (1_048_576) is the server's default body limit; uncompressed JSON under
   // it always fits, whether or not gzip is available.
@@ -41,26 +57,53 @@ export const DEFAULTS = {
   maxBeaconBytes: 64_000,
   retryBaseMs: 1_000,
   retryMaxMs: 60_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 1_800_000,
+  maxSessionMs: 86_400_000,
+  fullSnapshotEveryMs: 300_000,
+  sampleRate: 1,
+  minimumDurationMs: 0,
 } as const;
 
-type ResolvedOptions = Required<Omit<ClientOptions, 'metadata'>> & Pick<ClientOptions, 'metadata'>;
+/** Options that may be 0 (all others must be positive). */
+const MAY_BE_ZERO = new Set<string>(['fullSnapshotEveryMs', 'sampleRate', 'minimumDurationMs']);
+
+type NumericOption = keyof typeof DEFAULTS;
+type ResolvedOptions = { -readonly [K in NumericOption]: number } & Pick<
+  ClientOptions,
+  'apiKey' | 'endpoint' | 'metadata' | 'requireConsent'
+>;
 
 /** A Retry-After beyond this is treated as this: a bad proxy must not mute a page for hours. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
+/** The persistent opt-out flag (`localStorage`). */
+export const OPT_OUT_KEY = 'lucent.optout';
+
+/** rrweb incremental sources that mean a user did something (mouse, scroll, resize, input, touch, media, drag, selection). */
+const USER_SOURCES = new Set([1, 2, 3, 4, 5, 6, 7, 12, 14]);
+
+export type LucentState = 'recording' | 'stopped' | 'disabled' | 'opted-out' | 'awaiting-consent' | 'sampled-out';
+
 export interface LucentStats {
   /** Events waiting to be sent, including a batch being retried. */
   bufferedEvents: number;
+  /** Bytes of those events (serialized JSON). */
+  bufferedBytes: number;
   /** Events dropped because the buffer was full. */
   droppedEvents: number;
   /** Events in batches the server refused as malformed (400/413/415) and that were dropped. */
   rejectedEvents: number;
-  /** Batches accepted by the server (202) or handed to `sendBeacon`. */
+  /** Batches accepted by the server (2xx) or handed to `sendBeacon`. */
   sentBatches: number;
   /** Events in those batches. */
   sentEvents: number;
-  /** 'recording'; 'stopped' after `stop()`; 'disabled' after a 401. */
-  state: 'recording' | 'stopped' | 'disabled';
+  /**
+   * 'recording'; 'stopped' after `stop()`; 'disabled' after a 401; 'opted-out'
+   * after `optOut()`; 'awaiting-consent' with `requireConsent` before
+   * `grantConsent()`; 'sampled-out' when `sampleRate` left this tab out.
+   */
+  state: LucentState;
 }
 
 export interface LucentHandle {
@@ -70,57 +113,80 @@ export interface LucentHandle {
   flush(): Promise<void>;
   /** Stop recording, make one last attempt to send the buffer, and release timers and listeners. */
   stop(): Promise<void>;
+  /** Stop recording, drop the buffer, and remember (localStorage) not to record in this browser. */
+  optOut(): void;
+  /** Undo `optOut()`, and record from now on. */
+  optIn(): void;
+  /** With `requireConsent`: start recording. */
+  grantConsent(): void;
   stats(): LucentStats;
 }
 
-/** A batch whose seq and body are fixed: every retry sends exactly these bytes. */
+/** A batch whose seq is fixed. Its bytes are fixed once it went out: every retry sends the same. */
 interface Batch {
+  sid: string;
   seq: number;
+  events: SerializedEvent[];
   body: string;
   bytes: number;
-  count: number;
-  gzipped?: Promise<Uint8Array | null>;
+  /** gzip of `body`, started once; `gz` holds the result when it is ready (null: not available). */
+  gzipping?: Promise<Uint8Array | null>;
+  gz?: Uint8Array | null;
+  /** A request carried it (it may have been stored: only a 413 means it surely was not). */
+  transmitted: boolean;
+  /** A keepalive request carrying it is on its way: it survives the page. */
+  keepaliveInFlight: boolean;
 }
 
 type Outcome =
   | { kind: 'accepted' }
   | { kind: 'rejected'; status: number }
+  | { kind: 'too-large' }
   | { kind: 'unauthorized' }
-  | { kind: 'retry'; delayMs: number };
+  | { kind: 'retry'; delayMs: number }
+  | { kind: 'gone' };
 
 /**
  * The recorder's buffer and the sending state machine.
  *
  * Events are serialized as they arrive into `queue`. A send takes the oldest
  * events into a `Batch` with the next seq (persisted at once) and keeps it in
- * `current` until the server answers for it: 202 clears it; 429, 5xx and
- * network errors keep it and retry the same bytes later (the server stores
- * `(session, window, seq)` idempotently, so a retry can never duplicate);
- * 400/413/415 drop it; 401 shuts the client down. One request at a time, in
- * seq order.
+ * `current` until the server answers for it: 2xx clears it; 429, 5xx, timeouts
+ * and network errors keep it and retry it later (the server stores
+ * `(session, window, seq)` idempotently, so a retry can never duplicate); 413
+ * splits it; 400/415 drop it; 401 shuts the client down. One request at a
+ * time, in seq order, and at most one regular request per `flushIntervalMs`.
  */
 export class Client implements LucentHandle {
-  readonly sessionId: string;
-  readonly windowId: string;
-
   private readonly opts: ResolvedOptions;
   private readonly url: string;
   private readonly beaconUrl: string;
   private readonly identity: Identity;
   private readonly queue = new EventQueue();
+  private readonly persistent: KeyValueStorage | undefined;
 
-  private state: LucentStats['state'] = 'recording';
+  private state: LucentState = 'recording';
   private current: Batch | null = null;
-  private inFlight = false;
-  private draining: Promise<void> | null = null;
-  /** Consecutive retryable failures of `current`: the backoff exponent. */
+  /** A request (compression included) is under way. */
+  private busy: Promise<void> | null = null;
+  /** Consecutive failures: the backoff exponent. */
   private attempt = 0;
   /** No request (fetch or beacon) before this time: set by 429 and by backoff. */
   private blockedUntil = 0;
+  /** The last request failed and is to be retried at `blockedUntil`, whatever the interval says. */
+  private retrying = false;
+  /** Send at the first chance, whatever the interval says (a full snapshot is waiting). */
+  private urgent = false;
+  private lastRequestAt = -Infinity;
+  private lastSnapshotAt = -Infinity;
+  private eventsSinceSnapshot = 0;
+  /** A full snapshot event of this size was refused with 413: do not ask for another one endlessly. */
+  private snapshotTooLarge = 0;
+  private inCheckout = false;
 
-  private tickTimer: unknown = null;
-  private soonTimer: unknown = null;
-  private retryTimer: unknown = null;
+  private timer: unknown = null;
+  private timerAt = Infinity;
+  private snapshotTimer: unknown = null;
   private stopRecording: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
 
@@ -133,54 +199,100 @@ export class Client implements LucentHandle {
   private readonly warned = new Set<string>();
 
   constructor(options: ClientOptions, private readonly deps: Deps) {
-    const o: ResolvedOptions = { ...DEFAULTS, ...stripUndefined(options) };
-    for (const k of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
-      if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new TypeError(`Lucent: option ${k} must be a positive number`);
+    const o = { ...DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
+    for (const k of Object.keys(DEFAULTS) as NumericOption[]) {
+      const v = o[k];
+      const ok = Number.isFinite(v) && (MAY_BE_ZERO.has(k) ? v >= 0 : v > 0);
+      if (!ok) throw new TypeError(`Lucent: option ${k} must be a ${MAY_BE_ZERO.has(k) ? 'non-negative' : 'positive'} number`);
     }
+    if (o.sampleRate > 1) throw new TypeError('Lucent: option sampleRate must be between 0 and 1');
     // A batch never holds more than the buffer may.
     o.maxBatchEvents = Math.min(o.maxBatchEvents, DEFAULTS.maxBatchEvents, o.maxBufferEvents);
     this.opts = o;
     const base = options.endpoint.replace(/\/+$/, '');
     this.url = `${base}/api/sdk/replay`;
     this.beaconUrl = `${this.url}?api_key=${encodeURIComponent(options.apiKey)}`;
+    this.persistent = deps.persistentStorage;
 
-    this.identity = new Identity(deps.storage, deps.newId);
-    this.sessionId = this.identity.sessionId;
-    this.windowId = this.identity.windowId;
+    this.identity = new Identity(deps.storage, deps.newId, {
+      now: deps.clock.now(),
+      idleTimeoutMs: o.idleTimeoutMs,
+      maxSessionMs: o.maxSessionMs,
+      sampleRate: o.sampleRate,
+      random: deps.random,
+      topFrame: deps.topFrame !== false,
+    });
 
     this.unsubscribe = deps.lifecycle.subscribe({
       onHide: (reason) => this.onHide(reason),
       onRestore: () => this.onRestore(),
     });
-    this.scheduleTick();
-    try {
-      this.stopRecording = deps.recorder.start((event) => this.record(event));
-    } catch (e) {
-      this.state = 'stopped';
-      this.release();
-      throw e;
-    }
+    if (!this.identity.sampled) this.state = 'sampled-out';
+    else if (this.optedOut()) this.state = 'opted-out';
+    else if (o.requireConsent) this.state = 'awaiting-consent';
+    else this.begin();
+  }
+
+  get sessionId(): string {
+    return this.identity.sessionId;
+  }
+
+  get windowId(): string {
+    return this.identity.windowId;
   }
 
   // ---- public handle -------------------------------------------------------
 
-  flush(): Promise<void> {
-    return this.drain();
+  /** Send everything buffered now, one request after another. */
+  async flush(): Promise<void> {
+    await this.drain(false);
   }
 
   async stop(): Promise<void> {
-    if (this.state === 'recording') {
+    if (this.isLive()) {
+      const wasRecording = this.state === 'recording';
       this.state = 'stopped';
       this.release();
       // Nothing of ours runs in this tab any more: a copy of it may reuse the window id.
       this.identity.markGone();
+      if (!wasRecording) return;
+    } else if (this.state !== 'stopped') return;
+    await this.drain(false);
+  }
+
+  optOut(): void {
+    try {
+      this.persistent?.setItem(OPT_OUT_KEY, '1');
+    } catch {
+      // Storage unavailable: the opt-out holds for this page only.
     }
-    await this.drain();
+    if (this.state === 'stopped' || this.state === 'disabled') return;
+    this.state = 'opted-out';
+    this.stopTimersAndRecorder();
+    this.queue.clear();
+    this.current = null;
+  }
+
+  optIn(): void {
+    try {
+      this.persistent?.removeItem(OPT_OUT_KEY);
+    } catch {
+      // Nothing stored, nothing to remove.
+    }
+    if (this.state === 'opted-out') {
+      if (this.opts.requireConsent) this.state = 'awaiting-consent';
+      else this.begin();
+    }
+  }
+
+  grantConsent(): void {
+    if (this.state === 'awaiting-consent') this.begin();
   }
 
   stats(): LucentStats {
     return {
-      bufferedEvents: this.queue.length + (this.current?.count ?? 0),
+      bufferedEvents: this.queue.length + (this.current?.events.length ?? 0),
+      bufferedBytes: this.queue.bytes + (this.current ? sumBytes(this.current.events) : 0),
       droppedEvents: this.dropped,
       rejectedEvents: this.rejected,
       sentBatches: this.sentBatches,
@@ -191,8 +303,40 @@ export class Client implements LucentHandle {
 
   // ---- recording -----------------------------------------------------------
 
+  private begin(): void {
+    this.state = 'recording';
+    // rrweb takes a full snapshot when it starts: the periodic one counts from now.
+    this.lastSnapshotAt = this.deps.clock.now();
+    this.schedule(this.deps.clock.now() + this.opts.flushIntervalMs);
+    try {
+      this.stopRecording = this.deps.recorder.start((event) => this.record(event));
+    } catch (e) {
+      this.state = 'stopped';
+      this.release();
+      throw e;
+    }
+  }
+
+  private isLive(): boolean {
+    return this.state !== 'stopped' && this.state !== 'disabled';
+  }
+
+  private optedOut(): boolean {
+    try {
+      return this.persistent?.getItem(OPT_OUT_KEY) === '1';
+    } catch {
+      return false;
+    }
+  }
+
   private record(event: RecordedEvent): void {
     if (this.state !== 'recording') return;
+    const now = this.deps.clock.now();
+    const data = event.data as { source?: unknown } | undefined;
+    const userActivity = event.type === 3 && USER_SOURCES.has(data?.source as number);
+    if (this.identity.expired(now, userActivity)) this.rotate(now);
+    if (userActivity) this.identity.touch(now);
+
     let json: string | undefined;
     try {
       json = JSON.stringify(event);
@@ -201,194 +345,361 @@ export class Client implements LucentHandle {
       return;
     }
     if (json === undefined) return;
-    this.queue.push({ json, bytes: utf8Length(json) });
+    const e: SerializedEvent = { json, bytes: utf8Length(json), type: event.type, sid: this.identity.sessionId };
+    this.queue.push(e);
 
-    const excess = this.queue.length + (this.current?.count ?? 0) - this.opts.maxBufferEvents;
-    if (excess > 0) {
-      // Drop the oldest events not yet committed to a batch. The committed batch
-      // (usually holding the page's full snapshot) is kept and retried.
-      const n = Math.min(excess, this.queue.length);
-      this.queue.discard(n);
+    if (event.type === 2) {
+      this.lastSnapshotAt = now;
+      this.eventsSinceSnapshot = 0;
+      // A page is replayable only from its full snapshot: send it now, not an interval later.
+      // (Periodic checkouts of a running page wait for the interval like everything else.)
+      if (!this.inCheckout) {
+        this.urgent = true;
+        this.schedule(now);
+      }
+    } else if (!isSnapshot(e)) this.eventsSinceSnapshot++;
+
+    const currentCount = this.current?.events.length ?? 0;
+    const currentBytes = this.current ? sumBytes(this.current.events) : 0;
+    // The committed batch (being sent or retried) is kept; the oldest queued
+    // events go first, full snapshots last.
+    const n = this.queue.shrink(
+      Math.max(0, this.opts.maxBufferEvents - currentCount),
+      Math.max(0, this.opts.maxBufferBytes - currentBytes),
+    );
+    if (n > 0) {
       this.dropped += n;
       this.needsSnapshot = true;
       this.warnOnce(
         'overflow',
-        `buffer over ${this.opts.maxBufferEvents} events; dropping the oldest (see stats().droppedEvents)`,
+        `buffer over ${this.opts.maxBufferEvents} events or ${this.opts.maxBufferBytes} bytes; dropping the oldest (see stats().droppedEvents)`,
       );
     }
-    const full = this.queue.length >= this.opts.maxBatchEvents || this.queue.bytes >= this.opts.maxBatchBytes;
-    if (full && this.deps.clock.now() >= this.blockedUntil) this.flushSoon();
   }
 
-  // ---- sending with fetch --------------------------------------------------
-
-  private drain(): Promise<void> {
-    if (!this.draining) {
-      this.draining = this.runDrain().finally(() => {
-        this.draining = null;
-      });
-    }
-    return this.draining;
-  }
-
-  private async runDrain(): Promise<void> {
-    while (this.state !== 'disabled') {
-      if (this.deps.clock.now() < this.blockedUntil) return;
-      let batch = this.current;
-      if (!batch) {
-        batch = this.planBatch(this.opts.maxBatchBytes, false);
-        if (!batch) return;
-        this.queue.discard(batch.count);
-        this.current = batch;
-      }
-
-      this.inFlight = true;
-      let outcome: Outcome;
-      try {
-        outcome = await this.send(batch);
-      } finally {
-        this.inFlight = false;
-      }
-
-      switch (outcome.kind) {
-        case 'accepted':
-          this.current = null;
-          this.attempt = 0;
-          this.sentBatches++;
-          this.sentEvents += batch.count;
-          if (this.needsSnapshot && this.state === 'recording') {
-            this.needsSnapshot = false;
-            this.takeFullSnapshot();
-          }
-          break;
-        case 'rejected':
-          this.current = null;
-          this.attempt = 0;
-          this.rejected += batch.count;
-          this.warnOnce(
-            `status-${outcome.status}`,
-            `the server refused a batch with ${outcome.status}; it was dropped`,
-          );
-          break;
-        case 'unauthorized':
-          this.warnOnce('401', 'the server refused the API key (401); recording and sending stopped');
-          this.disable();
-          return;
-        case 'retry':
-          // After stop() there is no later: the batch stays unsent.
-          if (this.state === 'recording') this.retryLater(outcome.delayMs);
-          else this.blockedUntil = this.deps.clock.now() + outcome.delayMs;
-          return;
-      }
+  /** The session ended (idle or too long): what follows belongs to a new one, starting with a full snapshot. */
+  private rotate(now: number): void {
+    this.identity.rotate(now);
+    if (this.snapshotTimer === null) {
+      this.snapshotTimer = this.deps.clock.setTimeout(() => {
+        this.snapshotTimer = null;
+        if (this.state === 'recording') this.takeFullSnapshot();
+      }, 0);
     }
   }
 
-  private async send(batch: Batch): Promise<Outcome> {
-    const { transport, compress } = this.deps;
-    if (compress && !batch.gzipped) {
+  // ---- sending -------------------------------------------------------------
+
+  /** Be woken no later than `at`. */
+  private schedule(at: number): void {
+    if (this.state !== 'recording') return;
+    if (this.timer !== null) {
+      if (this.timerAt <= at) return;
+      this.deps.clock.clearTimeout(this.timer);
+    }
+    const { clock } = this.deps;
+    this.timerAt = at;
+    this.timer = clock.setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.wake();
+    }, Math.max(0, at - clock.now()));
+  }
+
+  /** The timer fired: send one batch if one is due, and set the next wake-up. */
+  private wake(): void {
+    if (this.state !== 'recording') return;
+    const now = this.deps.clock.now();
+    const o = this.opts;
+    if (o.fullSnapshotEveryMs > 0 && this.eventsSinceSnapshot > 0 && now - this.lastSnapshotAt >= o.fullSnapshotEveryMs) {
+      this.inCheckout = true;
+      this.takeFullSnapshot();
+      this.inCheckout = false;
+    }
+    if (this.busy) return; // its end wakes us again
+    if (now < this.blockedUntil) return this.schedule(this.blockedUntil);
+    const dueAt = this.urgent || this.retrying ? now : this.lastRequestAt + o.flushIntervalMs;
+    if (now < dueAt) return this.schedule(dueAt);
+    if (!this.hasSendable(now)) {
+      this.urgent = false;
+      const gate = this.identity.sessionStartedAt + o.minimumDurationMs;
+      return this.schedule(gate > now && this.queue.length > 0 ? gate : now + o.flushIntervalMs);
+    }
+    this.urgent = false;
+    void this.sendOne(false).then(() => this.wake());
+  }
+
+  private hasSendable(now: number): boolean {
+    if (this.current) return true;
+    if (this.queue.length === 0) return false;
+    // minimumDurationMs: the current session's events wait until it lasted long enough.
+    return this.queue.at(0).sid !== this.identity.sessionId || now >= this.identity.sessionStartedAt + this.opts.minimumDurationMs;
+  }
+
+  /** Send batches one after another until nothing is left or sending must wait. */
+  private async drain(keepalive: boolean): Promise<void> {
+    while (this.busy) await this.busy;
+    while (this.state === 'recording' || this.state === 'stopped') {
+      const now = this.deps.clock.now();
+      if (now < this.blockedUntil || !this.hasSendable(now)) break;
+      if (!(await this.sendOne(keepalive))) break;
+    }
+    // Set the next wake-up (the timer does not run while a request is under way).
+    if (!this.busy) this.wake();
+  }
+
+  /**
+   * Send one batch: the committed one, or the next from the queue. Resolves
+   * false when nothing went out or sending has to wait.
+   */
+  private sendOne(keepalive: boolean): Promise<boolean> {
+    let done!: () => void;
+    this.busy = new Promise<void>((r) => (done = r));
+    return this.sendOneInner(keepalive).finally(() => {
+      this.busy = null;
+      done();
+    });
+  }
+
+  private async sendOneInner(keepalive: boolean): Promise<boolean> {
+    let batch = this.current;
+    if (!batch) {
+      batch = this.planBatch(this.opts.maxBatchBytes, false);
+      if (!batch) return false;
+      this.queue.discard(batch.events.length);
+      this.current = batch;
+    }
+    if (keepalive && !batch.transmitted) {
+      const fitted = await this.fitForKeepalive(batch);
+      if (!fitted) return false; // beaconed on pagehide meanwhile
+      batch = fitted;
+    }
+
+    const outcome = await this.send(batch, keepalive);
+    if (outcome.kind === 'gone' || this.current !== batch) return false;
+    switch (outcome.kind) {
+      case 'accepted':
+        this.current = null;
+        this.attempt = 0;
+        this.retrying = false;
+        this.sentBatches++;
+        this.sentEvents += batch.events.length;
+        if (batch.events.some((e) => e.type === 2)) this.snapshotTooLarge = 0;
+        if (this.needsSnapshot && this.state === 'recording') {
+          this.needsSnapshot = false;
+          this.takeFullSnapshot();
+        }
+        return true;
+      case 'too-large':
+        this.onTooLarge(batch);
+        return true;
+      case 'rejected':
+        this.current = null;
+        this.attempt = 0;
+        this.retrying = false;
+        this.rejected += batch.events.length;
+        this.warnOnce(`status-${outcome.status}`, `the server refused a batch with ${outcome.status}; it was dropped`);
+        return true;
+      case 'unauthorized':
+        this.warnOnce('401', 'the server refused the API key (401); recording and sending stopped');
+        this.disable();
+        return false;
+      case 'retry':
+        this.blockedUntil = this.deps.clock.now() + outcome.delayMs;
+        this.retrying = true;
+        return false;
+    }
+  }
+
+  /**
+   * 413: the server did not store it. Split the batch (same seq for the first
+   * half, the rest goes back to the queue); a single event too large is
+   * dropped, and rrweb asked for a new full snapshot so the replay recovers.
+   */
+  private onTooLarge(batch: Batch): void {
+    this.retrying = batch.events.length > 1; // the split batch goes at once
+    if (this.retrying) {
+      const half = Math.ceil(batch.events.length / 2);
+      this.queue.unshift(batch.events.slice(half));
+      this.current = this.rebuild(batch, batch.events.slice(0, half));
+      return;
+    }
+    const [event] = batch.events;
+    this.current = null;
+    this.rejected++;
+    this.warnOnce('status-413', 'the server refused an event as too large (413); it was dropped');
+    if (event.type === 2 && ++this.snapshotTooLarge > 1) return; // the page is too big to record
+    if (this.state === 'recording') this.takeFullSnapshot();
+  }
+
+  /** Keep the batch's compressed body within `maxBeaconBytes` (a keepalive request's quota), splitting it if need be. */
+  private async fitForKeepalive(batch: Batch): Promise<Batch | null> {
+    const limit = this.opts.maxBeaconBytes;
+    for (let i = 0; i < 4; i++) {
+      const gz = await this.gzipOf(batch);
+      if (this.current !== batch) return null;
+      const size = gz ? gz.length : batch.bytes;
+      if (size <= limit || batch.events.length < 2 || batch.transmitted) return batch;
+      const keep = Math.max(1, Math.min(batch.events.length - 1, Math.floor((batch.events.length * limit * 0.85) / size)));
+      this.queue.unshift(batch.events.slice(keep));
+      batch = this.rebuild(batch, batch.events.slice(0, keep));
+      this.current = batch;
+    }
+    return batch;
+  }
+
+  private gzipOf(batch: Batch): Promise<Uint8Array | null> {
+    const { compress } = this.deps;
+    if (!compress) return Promise.resolve(null);
+    if (!batch.gzipping) {
       // Compressed once per batch: a retry sends the very same bytes.
-      batch.gzipped = Promise.resolve()
+      batch.gzipping = Promise.resolve()
         .then(() => compress(batch.body))
-        .catch(() => null);
+        .catch(() => null)
+        .then((gz) => (batch.gz = gz));
     }
-    const gz = batch.gzipped ? await batch.gzipped : null;
+    return batch.gzipping;
+  }
+
+  private async send(batch: Batch, keepalive: boolean): Promise<Outcome> {
+    const gz = await this.gzipOf(batch);
+    if (this.current !== batch || !(this.state === 'recording' || this.state === 'stopped')) return { kind: 'gone' };
     const headers: Record<string, string> = {
       'X-Lucent-Api-Key': this.opts.apiKey,
       'Content-Type': 'application/json',
     };
     if (gz) headers['Content-Encoding'] = 'gzip';
+    const body = gz ?? batch.body;
+    const ka = keepalive && (gz ? gz.length : batch.bytes) <= this.opts.maxBeaconBytes;
 
-    let status: number;
-    let retryAfter: string | null;
+    this.lastRequestAt = this.deps.clock.now();
+    batch.transmitted = true;
+    batch.keepaliveInFlight = ka;
+    let res: TransportResponse;
     try {
-      ({ status, retryAfter } = await transport.post(this.url, gz ?? batch.body, headers));
+      res = await this.post(body, headers, ka);
     } catch {
       return { kind: 'retry', delayMs: this.backoff() };
+    } finally {
+      batch.keepaliveInFlight = false;
     }
+    const { status } = res;
     if (status >= 200 && status < 300) return { kind: 'accepted' };
     if (status === 401) return { kind: 'unauthorized' };
-    const waitMs = parseRetryAfter(retryAfter, this.deps.clock.now());
-    if (status === 429) {
-      // Rate limited: nothing was stored, wait as told; not a failure of the server.
-      return { kind: 'retry', delayMs: waitMs ?? this.backoff() };
-    }
-    if (status >= 400 && status < 500 && status !== 408) {
-      // 400 (empty / malformed), 413 (too large), 415 (encoding), and other client
-      // errors: the same bytes would be refused again.
+    if (status === 413) return { kind: 'too-large' };
+    const waitMs = parseRetryAfter(res.retryAfter, this.deps.clock.now());
+    if (status !== 429 && status !== 408 && status >= 400 && status < 500) {
+      // 400 (empty / malformed), 415 (encoding), and other client errors: the same bytes would be refused again.
       return { kind: 'rejected', status };
     }
-    // 5xx, 408, and anything unexpected: retry the same batch, honouring a Retry-After (503 sends one).
+    // 429, 5xx, 408, anything unexpected: retry the same batch after a jittered
+    // backoff, never before a Retry-After; a Retry-After of 0 still waits.
     const backoff = this.backoff();
-    return { kind: 'retry', delayMs: waitMs === null ? backoff : Math.max(waitMs, backoff) };
+    const delayMs = waitMs === null ? backoff : Math.max(waitMs, backoff) + Math.floor(this.deps.random() * this.opts.retryBaseMs);
+    return { kind: 'retry', delayMs };
   }
 
-  /** Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)). */
+  /** `transport.post` with a timeout: aborted (and counted as a network error) after `requestTimeoutMs`. */
+  private post(body: Uint8Array | string, headers: Record<string, string>, keepalive: boolean): Promise<TransportResponse> {
+    const { clock, transport } = this.deps;
+    const ctl = typeof AbortController === 'function' ? new AbortController() : undefined;
+    return new Promise<TransportResponse>((resolve, reject) => {
+      const timer = clock.setTimeout(() => {
+        ctl?.abort();
+        reject(new Error('timeout'));
+      }, this.opts.requestTimeoutMs);
+      const end = () => clock.clearTimeout(timer);
+      let p: Promise<TransportResponse>;
+      try {
+        p = transport.post(this.url, body, headers, { keepalive, signal: ctl?.signal });
+      } catch (e) {
+        end();
+        reject(e);
+        return;
+      }
+      p.then(
+        (r) => {
+          end();
+          resolve(r);
+        },
+        (e) => {
+          end();
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** Equal-jitter exponential backoff: uniform in [b/2, b), b = min(retryMaxMs, retryBaseMs * 2^attempt). */
   private backoff(): number {
     const bound = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** this.attempt);
     this.attempt++;
-    return Math.floor(this.deps.random() * bound);
+    return Math.floor(bound / 2 + (this.deps.random() * bound) / 2);
   }
 
-  private retryLater(delayMs: number): void {
-    const { clock } = this.deps;
-    this.blockedUntil = clock.now() + delayMs;
-    if (this.retryTimer !== null) clock.clearTimeout(this.retryTimer);
-    this.retryTimer = clock.setTimeout(() => {
-      this.retryTimer = null;
-      void this.drain();
-    }, delayMs);
-  }
+  // ---- leaving the page ----------------------------------------------------
 
-  // ---- sending with beacons ------------------------------------------------
+  private onHide(reason: 'pagehide' | 'hidden'): void {
+    if (reason === 'pagehide') {
+      this.identity.markGone();
+      if (this.state === 'recording') this.beaconAll();
+      return;
+    }
+    // A tab switch: the page lives on and keeps recording. Send what is buffered
+    // with keepalive requests (they survive if the tab is closed meanwhile)
+    // whose answers are read: a 429 or 503 keeps the batch for later.
+    if (this.state === 'recording') void this.drain(true);
+  }
 
   /**
-   * The page may be gone in a moment. Hand what is buffered to `sendBeacon`,
-   * synchronously.
-   *
-   * Beacon bodies are plain JSON in a text/plain Blob, not gzip: the server
-   * would accept gzip bytes (it sniffs the magic), but `CompressionStream` is
-   * asynchronous and nothing asynchronous is sure to run after `pagehide`.
-   * text/plain is also what keeps the beacon a CORS "simple" request (an
-   * application/json Blob needs a preflight, which beacons cannot do); the key
-   * goes in the query string because beacons cannot set headers.
-   *
-   * Each beacon is at most `maxBeaconBytes`, in seq order. We stop at the first
-   * beacon the browser refuses (the 64 KiB keepalive quota is shared by all
-   * beacons in flight) or at an event too large for a beacon on its own: those
-   * events stay buffered, so a page that lives on (tab switch, back/forward
-   * cache) sends them with fetch; a page that is unloading loses them.
+   * The page may be gone in a moment: hand what is buffered to `sendBeacon`,
+   * synchronously. A batch whose gzip is ready goes gzip; anything else plain
+   * JSON (compression is asynchronous, and nothing asynchronous is sure to run
+   * after `pagehide`). Each beacon is at most `maxBeaconBytes`, in seq order;
+   * we stop at the first one the browser refuses (the 64 KiB keepalive quota
+   * is shared) or at an event too large for a beacon: those stay buffered, for
+   * a page that lives on (back/forward cache). A batch already on its way in a
+   * keepalive request is left to it; one in a plain fetch (which the browser
+   * cancels on unload) or still being compressed is beaconed too: the server
+   * stores a seq once, so a duplicate is harmless.
    */
-  private onHide(reason: 'pagehide' | 'hidden'): void {
-    if (reason === 'pagehide') this.identity.markGone();
-    if (this.state !== 'recording') return;
+  private beaconAll(): void {
     // Rate limited or in backoff: a beacon would most likely be refused too, and
     // we would never know. Keep the events for the page's next attempt.
     if (this.deps.clock.now() < this.blockedUntil) return;
-
+    if (!this.hasSendable(this.deps.clock.now())) return;
     const { transport } = this.deps;
-    const current = this.current;
-    if (current && !this.inFlight && current.bytes <= this.opts.maxBeaconBytes) {
-      if (!transport.beacon(this.beaconUrl, current.body)) return;
+    const max = this.opts.maxBeaconBytes;
+    let batch = this.current;
+    if (batch && !batch.keepaliveInFlight) {
+      if (!(batch.gz && batch.gz.length <= max) && batch.bytes > max && batch.events.length > 1 && !batch.transmitted) {
+        // Too big for one beacon, and it never went out: send its head under its seq, the rest after it.
+        const fit = countFitting(batch.events, this.envelope(batch.sid, batch.seq), max, true);
+        if (fit > 0) {
+          this.queue.unshift(batch.events.slice(fit));
+          batch = this.current = this.rebuild(batch, batch.events.slice(0, fit));
+        }
+      }
+      const body = batch.gz && batch.gz.length <= max ? batch.gz : batch.bytes <= max ? batch.body : null;
+      if (body === null || !transport.beacon(this.beaconUrl, body)) return;
       this.current = null;
       this.attempt = 0;
+      this.retrying = false;
       this.sentBatches++;
-      this.sentEvents += current.count;
-    }
+      this.sentEvents += batch.events.length;
+    } else if (batch) return; // keep seq order: the rest waits for the keepalive answer
     while (this.queue.length > 0) {
-      const batch = this.planBatch(this.opts.maxBeaconBytes, true);
-      if (!batch) break;
-      if (!transport.beacon(this.beaconUrl, batch.body)) {
-        // Refused: the events stay queued and the seq is given back, so the
-        // sequence has no gap.
-        this.identity.releaseSeq(batch.seq);
+      const next = this.planBatch(max, true);
+      if (!next) break;
+      if (!transport.beacon(this.beaconUrl, next.body)) {
+        // Refused: the events stay queued and the seq is given back, so the sequence has no gap.
+        this.identity.releaseSeq(next.seq, next.sid);
         break;
       }
-      this.queue.discard(batch.count);
+      this.queue.discard(next.events.length);
       this.sentBatches++;
-      this.sentEvents += batch.count;
+      this.sentEvents += next.events.length;
     }
-    // Whatever did not fit goes by fetch, in case the page lives on.
-    if (this.queue.length > 0 || this.current) void this.drain();
   }
 
   private onRestore(): void {
@@ -400,6 +711,8 @@ export class Client implements LucentHandle {
   }
 
   private takeFullSnapshot(): void {
+    this.lastSnapshotAt = this.deps.clock.now();
+    this.eventsSinceSnapshot = 0;
     try {
       this.deps.recorder.takeFullSnapshot?.();
     } catch {
@@ -410,37 +723,46 @@ export class Client implements LucentHandle {
   // ---- batches ---------------------------------------------------------------
 
   /**
-   * Plan a batch of the oldest events (at most `maxBatchEvents`, at most
-   * `maxBytes` of body) with the next seq. The events stay queued until the
-   * caller commits with `queue.discard(batch.count)`, or gives the seq back.
-   * A single event larger than `maxBytes` makes a batch of its own, unless
-   * `strict` (beacons), in which case there is no batch.
+   * Plan a batch of the oldest events of one session (at most
+   * `maxBatchEvents`, at most `maxBytes` of body) with the next seq. The events
+   * stay queued until the caller commits with `queue.discard(n)`, or gives the
+   * seq back. A single event larger than `maxBytes` makes a batch of its own,
+   * unless `strict` (beacons), in which case there is no batch.
    */
   private planBatch(maxBytes: number, strict: boolean): Batch | null {
     if (this.queue.length === 0) return null;
-    const seq = this.identity.reserveSeq();
-    const [prefix, suffix] = this.envelope(seq);
-    let bytes = utf8Length(prefix) + utf8Length(suffix);
-    let count = 0;
-    const limit = Math.min(this.opts.maxBatchEvents, this.queue.length);
-    while (count < limit) {
-      const next = this.queue.at(count).bytes + (count > 0 ? 1 : 0);
-      if (bytes + next > maxBytes && (count > 0 || strict)) break;
-      bytes += next;
-      count++;
+    const sid = this.queue.at(0).sid;
+    const seq = this.identity.reserveSeq(sid);
+    const events: SerializedEvent[] = [];
+    let bytes = 0;
+    for (let i = 0; i < this.queue.length && events.length < this.opts.maxBatchEvents && bytes <= maxBytes; i++) {
+      const e = this.queue.at(i);
+      if (e.sid !== sid) break;
+      events.push(e);
+      bytes += e.bytes + 1;
     }
+    const env = this.envelope(sid, seq);
+    const count = countFitting(events, env, maxBytes, strict);
     if (count === 0) {
-      this.identity.releaseSeq(seq);
+      this.identity.releaseSeq(seq, sid);
       return null;
     }
-    const parts: string[] = [];
-    for (let i = 0; i < count; i++) parts.push(this.queue.at(i).json);
-    return { seq, body: prefix + parts.join(',') + suffix, bytes, count };
+    return this.build(sid, seq, events.slice(0, count), env);
+  }
+
+  private build(sid: string, seq: number, events: SerializedEvent[], env = this.envelope(sid, seq)): Batch {
+    const body = env[0] + events.map((e) => e.json).join(',') + env[1];
+    return { sid, seq, events, body, bytes: utf8Length(body), transmitted: false, keepaliveInFlight: false };
+  }
+
+  /** The same seq with fewer events (the rest went back to the queue). */
+  private rebuild(batch: Batch, events: SerializedEvent[]): Batch {
+    return this.build(batch.sid, batch.seq, events);
   }
 
   /** The JSON around a batch's events: `{"sessionId":…,"seq":N,"events":[` and `],"metadata":{…}}`. */
-  private envelope(seq: number): [string, string] {
-    const head = JSON.stringify({ sessionId: this.sessionId, windowId: this.windowId, seq });
+  private envelope(sid: string, seq: number): [string, string] {
+    const head = JSON.stringify({ sessionId: sid, windowId: this.identity.windowId, seq });
     let extra: Record<string, unknown> = {};
     try {
       const m = this.opts.metadata;
@@ -460,25 +782,7 @@ export class Client implements LucentHandle {
     return [`${head.slice(0, -1)},"events":[`, `],"metadata":${meta}}`];
   }
 
-  // ---- timers and shutdown ---------------------------------------------------
-
-  private scheduleTick(): void {
-    this.tickTimer = this.deps.clock.setTimeout(() => {
-      this.tickTimer = null;
-      if (this.state !== 'recording') return;
-      void this.drain();
-      this.scheduleTick();
-    }, this.opts.flushIntervalMs);
-  }
-
-  /** Send as soon as possible (the buffer holds a full batch). */
-  private flushSoon(): void {
-    if (this.soonTimer !== null) return;
-    this.soonTimer = this.deps.clock.setTimeout(() => {
-      this.soonTimer = null;
-      if (this.state === 'recording') void this.drain();
-    }, 0);
-  }
+  // ---- shutdown ----------------------------------------------------------------
 
   /** 401: the key is wrong or revoked. Nothing we send can succeed; stop everything. */
   private disable(): void {
@@ -488,17 +792,22 @@ export class Client implements LucentHandle {
     this.current = null;
   }
 
-  /** Stop the recorder, the timers and the lifecycle listeners. */
-  private release(): void {
+  private stopTimersAndRecorder(): void {
     const { clock } = this.deps;
-    for (const t of [this.tickTimer, this.soonTimer, this.retryTimer]) if (t !== null) clock.clearTimeout(t);
-    this.tickTimer = this.soonTimer = this.retryTimer = null;
+    for (const t of [this.timer, this.snapshotTimer]) if (t !== null) clock.clearTimeout(t);
+    this.timer = this.snapshotTimer = null;
+    this.timerAt = Infinity;
     try {
       this.stopRecording?.();
     } catch {
       // The recorder failing to stop must not break the page.
     }
     this.stopRecording = undefined;
+  }
+
+  /** Stop the recorder, the timers and the lifecycle listeners. */
+  private release(): void {
+    this.stopTimersAndRecorder();
     this.unsubscribe?.();
     this.unsubscribe = undefined;
   }
@@ -522,6 +831,25 @@ export function parseRetryAfter(value: string | null, now: number): number | nul
     ms = Math.max(0, date - now);
   }
   return Math.min(ms, MAX_RETRY_AFTER_MS);
+}
+
+/** How many of `events` fit in a body of `maxBytes` around `env` (at least 1 unless `strict`). */
+function countFitting(events: SerializedEvent[], env: [string, string], maxBytes: number, strict: boolean): number {
+  let bytes = utf8Length(env[0]) + utf8Length(env[1]);
+  let count = 0;
+  while (count < events.length) {
+    const next = events[count].bytes + (count > 0 ? 1 : 0);
+    if (bytes + next > maxBytes && (count > 0 || strict)) break;
+    bytes += next;
+    count++;
+  }
+  return count;
+}
+
+function sumBytes(events: SerializedEvent[]): number {
+  let n = 0;
+  for (const e of events) n += e.bytes;
+  return n;
 }
 
 function stripUndefined<T extends object>(o: T): T {

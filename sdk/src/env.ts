@@ -14,7 +14,29 @@ export function browserDeps(recorder: Recorder, logger: Logger = console): Deps 
     lifecycle: pageLifecycle,
     logger,
     currentUrl: () => location.href,
+    persistentStorage: localStorageOrMemory(),
+    topFrame: isTopFrame(),
   };
+}
+
+/** Whether this page is the tab's top document (not in a frame). Cross-origin parents throw: a frame. */
+export function isTopFrame(): boolean {
+  try {
+    return window.top === window.self;
+  } catch {
+    return false;
+  }
+}
+
+/** `localStorage` (the opt-out outlives the tab), or a Map when it is missing or throws. */
+export function localStorageOrMemory(): KeyValueStorage {
+  try {
+    const s = window.localStorage;
+    s.getItem('lucent.optout');
+    return s;
+  } catch {
+    return memoryStorage();
+  }
 }
 
 export const systemClock: Clock = {

@@ -9,13 +9,57 @@ export interface RecordFn {
   takeFullSnapshot?: (isCheckout?: boolean) => void;
 }
 
-export interface InitOptions extends ClientOptions {
+/** Privacy options, mapped onto rrweb's. Defaults in `PRIVACY_DEFAULTS` (and the README). */
+export interface PrivacyOptions {
+  /** Record every input's value as `*` (passwords always are). Default true. */
+  maskAllInputs?: boolean;
+  /** Record all text as `*` (the layout stays). Default false. */
+  maskAllText?: boolean;
+  /** Replace images, video, audio, SVG, embeds and icons by empty boxes of their size. Default false. */
+  blockMedia?: boolean;
+  /** Elements with this class (or matching this RegExp) are recorded as empty boxes. rrweb's default: `rr-block`. */
+  blockClass?: string | RegExp;
+  /** Elements matching this CSS selector are recorded as empty boxes. */
+  blockSelector?: string;
+  /** Input in elements with this class is not recorded. rrweb's default: `rr-ignore`. */
+  ignoreClass?: string;
+  /** Input in elements matching this CSS selector is not recorded. */
+  ignoreSelector?: string;
+  /** Text in elements with this class (or matching this RegExp) is masked. rrweb's default: `rr-mask`. */
+  maskTextClass?: string | RegExp;
+  /** Text in elements matching this CSS selector is masked. */
+  maskTextSelector?: string;
+}
+
+export interface InitOptions extends ClientOptions, PrivacyOptions {
   /**
-   * Passed to rrweb's `record` (masking, blocking, sampling…). The SDK owns
-   * `emit`, and `packFn` is not allowed (the server wants plain events).
-   * Default here: `maskAllInputs: true`.
+   * Passed to rrweb's `record` (sampling, plugins…). The SDK owns `emit`, and
+   * `packFn` is not allowed (the server wants plain events). The privacy
+   * options above win over the same settings here.
    */
   recordOptions?: Omit<recordOptions<eventWithTime>, 'emit' | 'packFn'>;
+}
+
+/** What `blockMedia` blocks (the list `@sentry/replay` uses for `blockAllMedia`). */
+export const MEDIA_SELECTOR =
+  'img,image,svg,video,object,picture,embed,map,audio,canvas,link[rel="icon"],link[rel="apple-touch-icon"]';
+
+/** rrweb's record options for the privacy options. */
+export function privacyRecordOptions(o: PrivacyOptions, base: InitOptions['recordOptions'] = {}): Partial<recordOptions<eventWithTime>> {
+  const blockSelector = [o.blockSelector ?? base.blockSelector, o.blockMedia ? MEDIA_SELECTOR : undefined].filter(Boolean).join(',');
+  const out: Partial<recordOptions<eventWithTime>> = {
+    maskAllInputs: o.maskAllInputs ?? base.maskAllInputs ?? true,
+  };
+  const pick = <K extends keyof recordOptions<eventWithTime>>(k: K, v: recordOptions<eventWithTime>[K] | undefined) => {
+    if (v !== undefined && v !== '') out[k] = v;
+  };
+  pick('blockSelector', blockSelector);
+  pick('blockClass', o.blockClass);
+  pick('ignoreClass', o.ignoreClass);
+  pick('ignoreSelector', o.ignoreSelector);
+  pick('maskTextClass', o.maskTextClass);
+  pick('maskTextSelector', o.maskAllText ? '*' : o.maskTextSelector);
+  return out;
 }
 
 let active: Client | null = null;
@@ -23,9 +67,12 @@ let active: Client | null = null;
 /** Build `init` around a way of finding rrweb's `record`. */
 export function makeInit(getRecord: () => RecordFn | undefined): (options: InitOptions) => LucentHandle {
   return function init(options: InitOptions): LucentHandle {
-    if (active && active.stats().state === 'recording') {
-      console.warn('[lucent] init called twice; returning the running instance');
-      return active;
+    if (active) {
+      const state = active.stats().state;
+      if (state !== 'stopped' && state !== 'disabled') {
+        console.warn('[lucent] init called twice; returning the running instance');
+        return active;
+      }
     }
     // Never throw into the host page: report and return a handle that does nothing.
     if (typeof window === 'undefined' || typeof document === 'undefined') return inertHandle();
@@ -41,8 +88,8 @@ export function makeInit(getRecord: () => RecordFn | undefined): (options: InitO
     const recorder: Recorder = {
       start: (emit) =>
         record({
-          maskAllInputs: true,
           ...options.recordOptions,
+          ...privacyRecordOptions(options, options.recordOptions),
           packFn: undefined,
           emit: (event) => emit(event as unknown as RecordedEvent),
         }),
@@ -61,17 +108,22 @@ export function makeInit(getRecord: () => RecordFn | undefined): (options: InitO
 function inertHandle(): LucentHandle {
   const stats: LucentStats = {
     bufferedEvents: 0,
+    bufferedBytes: 0,
     droppedEvents: 0,
     rejectedEvents: 0,
     sentBatches: 0,
     sentEvents: 0,
     state: 'stopped',
   };
+  const nothing = () => {};
   return {
     sessionId: '',
     windowId: '',
     flush: async () => {},
     stop: async () => {},
+    optOut: nothing,
+    optIn: nothing,
+    grantConsent: nothing,
     stats: () => ({ ...stats }),
   };
 }

@@ -3,6 +3,15 @@ export interface SerializedEvent {
   json: string;
   /** UTF-8 length of `json`: what it adds to a request body. */
   bytes: number;
+  /** The rrweb event type (2 = full snapshot, 4 = meta). */
+  type: number;
+  /** The session the event belongs to (a session can end while its events wait). */
+  sid: string;
+}
+
+/** Full snapshots and the meta event before them: what a replay starts from. */
+export function isSnapshot(e: SerializedEvent): boolean {
+  return e.type === 2 || e.type === 4;
 }
 
 /**
@@ -24,6 +33,13 @@ export class EventQueue {
     this.bytes += event.bytes;
   }
 
+  /** Put events back at the front (the tail of a batch that was split), in order. */
+  unshift(events: SerializedEvent[]): void {
+    this.items = events.concat(this.items.slice(this.head));
+    this.head = 0;
+    for (const e of events) this.bytes += e.bytes;
+  }
+
   /** The i-th oldest event (0 = oldest). */
   at(i: number): SerializedEvent {
     return this.items[this.head + i];
@@ -34,6 +50,50 @@ export class EventQueue {
     const end = Math.min(this.head + n, this.items.length);
     for (let i = this.head; i < end; i++) this.bytes -= this.items[i].bytes;
     this.head = end;
+    this.compact();
+  }
+
+  /**
+   * Drop the oldest events until at most `maxCount` events and `maxBytes` bytes
+   * remain: first the oldest that are not snapshots (a replay can start from a
+   * kept snapshot), then, if that is not enough, the oldest snapshots.
+   * Returns how many were dropped.
+   */
+  shrink(maxCount: number, maxBytes: number): number {
+    let count = this.length;
+    let bytes = this.bytes;
+    const over = () => count > maxCount || bytes > maxBytes;
+    if (!over()) return 0;
+    let dropped = 0;
+    const kept: SerializedEvent[] = [];
+    while (over() && this.head < this.items.length) {
+      const e = this.items[this.head++];
+      if (isSnapshot(e)) kept.push(e);
+      else {
+        count--;
+        bytes -= e.bytes;
+        dropped++;
+      }
+    }
+    // Only snapshots left over the bound: drop the oldest of them too.
+    while (kept.length > 0 && over()) {
+      bytes -= kept.shift()!.bytes;
+      count--;
+      dropped++;
+    }
+    this.items = kept.concat(this.items.slice(this.head));
+    this.head = 0;
+    this.bytes = bytes;
+    return dropped;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  private compact(): void {
     if (this.head === this.items.length) {
       this.items = [];
       this.head = 0;
@@ -41,12 +101,6 @@ export class EventQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-    this.bytes = 0;
   }
 }
 

@@ -23,13 +23,21 @@ export interface Transport {
    * POST `body` to `url` with `headers`. Resolves with the status for any HTTP
    * answer; rejects only for network failures (DNS, refused, CORS, aborted).
    */
-  post(url: string, body: Uint8Array | string, headers: Record<string, string>): Promise<TransportResponse>;
+  post(url: string, body: Uint8Array | string, headers: Record<string, string>, init?: PostInit): Promise<TransportResponse>;
   /**
    * Queue `body` synchronously for delivery after the page is gone
    * (`navigator.sendBeacon`). Returns false when the browser refused it,
-   * e.g. because the 64 KiB in-flight keepalive quota is used up.
+   * e.g. because the 64 KiB in-flight keepalive quota is used up. A
+   * `Uint8Array` body is gzip (the server recognises it by its magic bytes).
    */
-  beacon(url: string, body: string): boolean;
+  beacon(url: string, body: string | Uint8Array): boolean;
+}
+
+export interface PostInit {
+  /** Let the request outlive the page (`fetch(…, { keepalive: true })`; body at most 64 KiB). */
+  keepalive?: boolean;
+  /** Aborted when the request takes longer than `requestTimeoutMs`. */
+  signal?: AbortSignal;
 }
 
 /** Time source and timers. Tests use a manual clock; the browser uses Date and setTimeout. */
@@ -85,4 +93,8 @@ export interface Deps {
   logger: Logger;
   /** The current page URL, sent as `metadata.url`. */
   currentUrl: () => string;
+  /** Storage that outlives the tab (`localStorage`): the opt-out. Default: in memory. */
+  persistentStorage?: KeyValueStorage;
+  /** False in a frame (`window !== window.top`). Default true. */
+  topFrame?: boolean;
 }

@@ -98,12 +98,15 @@ describe('batching', () => {
     expect(h.transport.posts.map((p) => p.batch.events.map((e) => (e.data as { i: number }).i))).toEqual([[0], [1], [2]]);
   });
 
-  it('flushes early, without waiting for the interval, once a full batch is buffered', async () => {
+  it('a full batch waits for the interval too: one request per flushIntervalMs', async () => {
     const h = harness({ flushIntervalMs: 60_000 });
-    h.recorder.events(0, 10_000);
-    await h.clock.advance(0);
-    expect(h.transport.posts).toHaveLength(1);
-    expect(h.transport.posts[0].batch.events).toHaveLength(10_000);
+    h.recorder.events(0, 25_000);
+    await h.clock.advance(59_999);
+    expect(h.transport.posts).toHaveLength(0);
+    await h.clock.advance(1);
+    expect(h.transport.posts.map((p) => p.batch.events.length)).toEqual([10_000]);
+    await h.clock.advance(60_000);
+    expect(h.transport.posts.map((p) => p.batch.events.length)).toEqual([10_000, 10_000]);
   });
 
   it('adds the metadata option to every batch, the URL and SDK version included', async () => {

@@ -34,25 +34,17 @@ describe('beacons on pagehide / hidden', () => {
     expect(h.client.stats()).toMatchObject({ bufferedEvents: 0, sentEvents: 400 });
   });
 
-  it('also on visibilitychange to hidden', () => {
-    const h = harness();
-    h.recorder.events(0, 3);
-    h.lifecycle.hide('hidden');
-    expect(h.transport.beacons).toHaveLength(1);
-    expect(h.transport.storedIds()).toEqual([0, 1, 2]);
-  });
-
   it('a beacon the browser refuses (quota) leaves its events for fetch, with no seq gap', async () => {
     const h = harness({ flushIntervalMs: 10_000 });
     h.transport.beaconQuota = QUOTA; // all beacons in flight share 64 KiB
     varied(h, 200, 3);
-    h.lifecycle.hide('hidden');
+    h.lifecycle.hide('pagehide');
     const beaconed = h.transport.beacons.length;
     expect(beaconed).toBeGreaterThan(0);
     expect(h.transport.beacons.reduce((s, b) => s + b.bytes, 0)).toBeLessThanOrEqual(QUOTA);
 
-    // The page lives on (a tab switch): the rest goes by fetch.
-    await h.clock.advance(10_000);
+    // The page lives on (back/forward cache): the rest goes by fetch, one request per interval.
+    await h.clock.advance(10_000 * 40);
     const seqs = [...h.transport.beacons.map((b) => b.batch.seq), ...h.transport.posts.map((p) => p.batch.seq)];
     expect(seqs).toEqual([...seqs.keys()]);
     expect(h.transport.storedIds()).toEqual([...Array(200).keys()]);
@@ -71,7 +63,7 @@ describe('beacons on pagehide / hidden', () => {
     expect(h.transport.storedIds()).toEqual([0, 1, 2]);
   });
 
-  it('does not resend the batch that is in flight, and beacons what came after it', async () => {
+  it('beacons again a batch whose plain fetch is in flight (the browser cancels it on unload), gzip, then what came after it', async () => {
     let release!: () => void;
     const h = harness({ flushIntervalMs: 600_000 });
     h.transport.reply = () => new Promise((r) => (release = () => r(accepted())));
@@ -80,9 +72,31 @@ describe('beacons on pagehide / hidden', () => {
     await h.clock.advance(0);
     h.recorder.events(3, 5);
     h.lifecycle.hide('pagehide');
-    expect(h.transport.beacons.map((b) => b.batch.seq)).toEqual([1]);
+    expect(h.transport.beacons.map((b) => [b.batch.seq, b.gzip])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
     release();
     await flushed;
+    expect(h.transport.storedIds()).toEqual([0, 1, 2, 3, 4]);
+    expect(h.client.stats()).toMatchObject({ sentEvents: 5, bufferedEvents: 0 });
+  });
+
+  it('leaves a batch on its way in a keepalive request to it', async () => {
+    let release!: () => void;
+    const h = harness({ flushIntervalMs: 600_000 });
+    h.transport.reply = () => new Promise((r) => (release = () => r(accepted())));
+    h.recorder.events(0, 3);
+    h.lifecycle.hide('hidden');
+    await h.clock.advance(0);
+    expect(h.transport.posts.map((p) => p.keepalive)).toEqual([true]);
+    h.recorder.events(3, 5);
+    h.lifecycle.hide('pagehide');
+    // Seq order: nothing overtakes the batch in flight.
+    expect(h.transport.beacons).toHaveLength(0);
+    h.transport.reply = () => accepted();
+    release();
+    await h.clock.advance(0);
     expect(h.transport.storedIds()).toEqual([0, 1, 2, 3, 4]);
   });
 
@@ -104,9 +118,9 @@ describe('beacons on pagehide / hidden', () => {
     h.recorder.events(0, 2);
     await h.client.flush();
     h.recorder.events(2, 3);
-    h.lifecycle.hide('hidden');
+    h.lifecycle.hide('pagehide');
     expect(h.transport.beacons).toHaveLength(0);
-    await h.clock.advance(1_000);
+    await h.clock.advance(601_000);
     expect(h.transport.storedIds()).toEqual([0, 1, 2]);
   });
 });

@@ -14,9 +14,10 @@ describe('bounded buffer', () => {
     expect(h.warnings).toHaveLength(1);
     expect(h.warnings[0]).toMatch(/dropping the oldest/);
 
-    // The server recovers: the committed batch, then the newest 50 events.
+    // The server recovers: the committed batch, then (an interval later) the newest 50 events.
     h.transport.reply = () => accepted();
     await h.clock.advance(60_000);
+    await h.clock.advance(600_000);
     expect(h.transport.storedIds()).toEqual([...Array(50).keys(), ...Array.from({ length: 50 }, (_, i) => 250 + i)]);
     // The batch that follows the gap says how much was lost, and a fresh snapshot was asked for.
     const last = h.transport.posts[h.transport.posts.length - 1].batch;
@@ -52,7 +53,7 @@ describe('EventQueue and utf8Length', () => {
 
   it('discards from the front and keeps the byte count', () => {
     const q = new EventQueue();
-    for (let i = 0; i < 5_000; i++) q.push({ json: String(i), bytes: String(i).length });
+    for (let i = 0; i < 5_000; i++) q.push({ json: String(i), bytes: String(i).length, type: 3, sid: 's' });
     q.discard(3_000);
     expect(q.length).toBe(2_000);
     expect(q.at(0).json).toBe('3000');

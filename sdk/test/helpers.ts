@@ -1,7 +1,7 @@
 /** Fakes for the client's seams: a manual clock, a scripted transport, a recorder we drive. */
 import { gunzipSync } from 'node:zlib';
 import { Client, type ClientOptions } from '../src/client';
-import type { Clock, Deps, KeyValueStorage, Lifecycle, RecordedEvent, Recorder, TransportResponse, Transport } from '../src/types';
+import type { Clock, Deps, KeyValueStorage, Lifecycle, PostInit, RecordedEvent, Recorder, TransportResponse, Transport } from '../src/types';
 
 export const API_KEY = 'luc_pk_0123456789abcdef0123456789abcdef';
 export const ENDPOINT = 'https://ingest.test';
@@ -70,11 +70,18 @@ export interface PostRecord {
   raw: Buffer;
   batch: SentBatch;
   status: number | 'network-error' | 'pending';
+  /** Sent with `keepalive: true`. */
+  keepalive: boolean;
+  /** The request's abort signal (aborted on the client's timeout). */
+  signal?: AbortSignal;
+  /** Time of the request (the fake clock). */
+  at?: number;
 }
 
 export interface BeaconRecord {
   url: string;
   bytes: number;
+  gzip: boolean;
   batch: SentBatch;
 }
 
@@ -89,10 +96,22 @@ export class FakeTransport implements Transport {
   beaconQuota = Infinity;
   private beaconBytesUsed = 0;
 
-  async post(url: string, body: Uint8Array | string, headers: Record<string, string>): Promise<TransportResponse> {
+  /** Set by the harness: stamps each request with the fake time. */
+  clock?: { now(): number };
+
+  async post(url: string, body: Uint8Array | string, headers: Record<string, string>, init?: PostInit): Promise<TransportResponse> {
     const raw = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body);
     const text = headers['Content-Encoding'] === 'gzip' ? gunzipSync(raw).toString('utf8') : raw.toString('utf8');
-    const record: PostRecord = { url, headers: { ...headers }, raw, batch: JSON.parse(text), status: 'pending' };
+    const record: PostRecord = {
+      url,
+      headers: { ...headers },
+      raw,
+      batch: JSON.parse(text),
+      status: 'pending',
+      keepalive: init?.keepalive === true,
+      signal: init?.signal,
+      at: this.clock?.now(),
+    };
     this.posts.push(record);
     const r = await this.reply(record, this.posts.length - 1);
     if (r === 'network-error') {
@@ -103,11 +122,13 @@ export class FakeTransport implements Transport {
     return r;
   }
 
-  beacon(url: string, body: string): boolean {
-    const bytes = Buffer.byteLength(body, 'utf8');
+  beacon(url: string, body: string | Uint8Array): boolean {
+    const raw = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body);
+    const gzip = raw[0] === 0x1f && raw[1] === 0x8b;
+    const bytes = raw.length;
     if (this.beaconBytesUsed + bytes > this.beaconQuota) return false;
     this.beaconBytesUsed += bytes;
-    this.beacons.push({ url, bytes, batch: JSON.parse(body) });
+    this.beacons.push({ url, bytes, gzip, batch: JSON.parse((gzip ? gunzipSync(raw) : raw).toString('utf8')) });
     return true;
   }
 
@@ -156,6 +177,28 @@ export class FakeRecorder implements Recorder {
     if (!this.running || !this.emit) return;
     this.emit(makeEvent(i, pad, padChar));
   }
+  /** A full snapshot (type 2) with id `i` and `pad` characters of DOM. */
+  snapshot(i: number, pad = 0, padChar = 'x'): void {
+    if (!this.running || !this.emit) return;
+    this.emit({ type: 2, timestamp: 1_700_000_000_000 + i, data: { node: { id: 1 }, i, pad: padChar.repeat(pad) } });
+  }
+  /** A user's mouse click (incremental source 2): counts as activity for the idle timeout. */
+  click(i: number): void {
+    if (!this.running || !this.emit) return;
+    this.emit({ type: 3, timestamp: 1_700_000_000_000 + i, data: { source: 2, i } });
+  }
+}
+
+/** A string that gzip cannot shrink much (deterministic). */
+export function noise(n: number, seed = 1): string {
+  let x = seed;
+  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    x = (x * 1_103_515_245 + 12_345) % 2 ** 31;
+    s += abc[x % 62];
+  }
+  return s;
 }
 
 export function makeEvent(i: number, pad = 0, padChar = 'x'): RecordedEvent {
@@ -226,6 +269,7 @@ export function harness(
   };
   deps.clock = clock;
   deps.transport = transport;
+  transport.clock ??= clock;
   const client = new Client({ apiKey: API_KEY, endpoint: ENDPOINT, ...options }, deps);
   return { client, clock, transport, recorder, lifecycle, storage, warnings, deps };
 }

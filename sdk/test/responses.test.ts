@@ -3,7 +3,7 @@ import { parseRetryAfter } from '../src/client';
 import { accepted, harness, status } from './helpers';
 
 describe('5xx and network errors', () => {
-  it('retry the same batch, same seq and same bytes, with full-jitter exponential backoff', async () => {
+  it('retry the same batch, same seq and same bytes, with jittered exponential backoff', async () => {
     const replies = [status(500), status(502), 'network-error' as const, accepted()];
     const h = harness({ flushIntervalMs: 600_000, retryBaseMs: 1_000, retryMaxMs: 60_000 });
     h.transport.reply = (_p, i) => replies[i];
@@ -11,11 +11,11 @@ describe('5xx and network errors', () => {
     await h.client.flush();
     expect(h.transport.posts).toHaveLength(1);
 
-    // random() = 0.5: the delays are half of 1 s, 2 s, 4 s.
+    // random() = 0.5: the delays are three quarters of 1 s, 2 s, 4 s.
     for (const [delay, expected] of [
-      [500, 2],
-      [1_000, 3],
-      [2_000, 4],
+      [750, 2],
+      [1_500, 3],
+      [3_000, 4],
     ]) {
       await h.clock.advance(delay - 1);
       expect(h.transport.posts).toHaveLength(expected - 1);
@@ -31,7 +31,7 @@ describe('5xx and network errors', () => {
     expect(h.client.stats()).toMatchObject({ bufferedEvents: 0, sentBatches: 1 });
   });
 
-  it('draws each delay uniformly below min(cap, base * 2^n)', async () => {
+  it('draws each delay uniformly in [b/2, b), b = min(cap, base * 2^n): never 0', async () => {
     const draws = [0, 0.999, 0.25, 0.999, 0.999, 0.999];
     let d = 0;
     const h = harness({ flushIntervalMs: 600_000, retryBaseMs: 1_000, retryMaxMs: 5_000 }, { random: () => draws[d++] ?? 0.5 });
@@ -44,8 +44,8 @@ describe('5xx and network errors', () => {
     await h.client.flush();
     await h.clock.advance(60_000);
     const gaps = times.slice(1, draws.length + 1).map((t, i) => t - times[i]);
-    // Bounds 1 s, 2 s, 4 s, then capped at 5 s; a draw of 0 retries at once.
-    expect(gaps).toEqual([0, 1_998, 1_000, 4_995, 4_995, 4_995]);
+    // Bounds 1 s, 2 s, 4 s, then capped at 5 s; a draw of 0 still waits half the bound.
+    expect(gaps).toEqual([500, 1_999, 2_500, 4_997, 4_997, 4_997]);
   });
 
   it('events recorded during a backoff go out after the retried batch, with later seqs', async () => {
@@ -54,7 +54,10 @@ describe('5xx and network errors', () => {
     h.recorder.events(0, 2);
     await h.client.flush();
     h.recorder.events(2, 4);
-    await h.clock.advance(500);
+    await h.clock.advance(750);
+    expect(h.transport.posts.map((p) => p.batch.seq)).toEqual([0, 0]);
+    // The next batch waits for the interval: the retry was this interval's request.
+    await h.clock.advance(600_000);
     expect(h.transport.posts.map((p) => p.batch.seq)).toEqual([0, 0, 1]);
     expect(h.transport.storedIds()).toEqual([0, 1, 2, 3]);
   });
@@ -73,7 +76,8 @@ describe('5xx and network errors', () => {
     h.transport.reply = (_p, i) => (i === 0 ? status(503, '5') : accepted());
     h.recorder.events(0, 1);
     await h.client.flush();
-    await h.clock.advance(4_999);
+    // 5 s, plus up to retryBaseMs of jitter (random() = 0.5).
+    await h.clock.advance(5_499);
     expect(h.transport.posts).toHaveLength(1);
     await h.clock.advance(1);
     expect(h.transport.posts).toHaveLength(2);
@@ -89,12 +93,14 @@ describe('429', () => {
     expect(h.transport.posts).toHaveLength(1);
 
     h.recorder.events(3, 6);
-    // Interval ticks come and go during the wait: nothing is sent.
-    await h.clock.advance(6_999);
+    // Interval ticks come and go during the wait (7 s, plus jitter up to retryBaseMs): nothing is sent.
+    await h.clock.advance(7_499);
     expect(h.transport.posts).toHaveLength(1);
     expect(h.client.stats().bufferedEvents).toBe(6);
 
     await h.clock.advance(1);
+    expect(h.transport.posts.map((p) => p.batch.seq)).toEqual([0, 0]);
+    await h.clock.advance(1_000);
     expect(h.transport.posts.map((p) => p.batch.seq)).toEqual([0, 0, 1]);
     expect(h.transport.posts[1].raw.equals(h.transport.posts[0].raw)).toBe(true);
     expect(h.transport.storedIds()).toEqual([0, 1, 2, 3, 4, 5]);
@@ -107,7 +113,7 @@ describe('429', () => {
     h.transport.reply = (_p, i) => (i === 0 ? status(429, at) : accepted());
     h.recorder.events(0, 1);
     await h.client.flush();
-    await h.clock.advance(2_999);
+    await h.clock.advance(3_499);
     expect(h.transport.posts).toHaveLength(1);
     await h.clock.advance(1);
     expect(h.transport.posts).toHaveLength(2);
@@ -118,7 +124,9 @@ describe('429', () => {
     h.transport.reply = (_p, i) => (i === 0 ? status(429) : accepted());
     h.recorder.events(0, 1);
     await h.client.flush();
-    await h.clock.advance(500);
+    await h.clock.advance(749);
+    expect(h.transport.posts).toHaveLength(1);
+    await h.clock.advance(1);
     expect(h.transport.posts).toHaveLength(2);
   });
 
@@ -129,8 +137,11 @@ describe('429', () => {
     await h.client.flush();
     h.recorder.events(2, 4);
     h.lifecycle.hide('hidden');
+    h.lifecycle.hide('pagehide');
+    await h.clock.advance(0);
     expect(h.transport.beacons).toHaveLength(0);
-    await h.clock.advance(10_000);
+    expect(h.transport.posts).toHaveLength(1);
+    await h.clock.advance(10_500 + 600_000);
     expect(h.transport.storedIds()).toEqual([0, 1, 2, 3]);
   });
 
@@ -166,8 +177,8 @@ describe('401', () => {
   });
 });
 
-describe('400, 413, 415', () => {
-  it.each([400, 413, 415])('%i drops that batch, warns once, and the next batch gets the next seq', async (code) => {
+describe('400, 415', () => {
+  it.each([400, 415])('%i drops that batch, warns once, and the next batch gets the next seq', async (code) => {
     const h = harness({ flushIntervalMs: 600_000 });
     h.transport.reply = (_p, i) => (i < 2 ? status(code) : accepted());
     h.recorder.events(0, 2);
