@@ -81,6 +81,12 @@ function beaconRecorder(key) {
     constructor(parts, options) {
       super(parts ?? [], options);
       if (Array.isArray(parts) && parts.every((p) => typeof p === 'string')) texts.set(this, parts.join(''));
+      else if (Array.isArray(parts) && parts.length === 1 && parts[0] instanceof Uint8Array) {
+        // A gzip body: remembered as base64.
+        let bin = '';
+        for (const byte of parts[0]) bin += String.fromCharCode(byte);
+        texts.set(this, `b64:${btoa(bin)}`);
+      }
     }
   }
   window.Blob = RecordingBlob;
@@ -356,7 +362,7 @@ test('browser SDK → ingest → consumer: preflight, fetch, reload, beacon on c
       assert.ok(onReload.length >= 1 && onReload.every((b) => b.ok), 'page 1 sent a beacon when it unloaded');
       const unloadValue = unloadValues.at(-1);
       assert.ok(
-        onReload.some((b) => JSON.parse(b.body).events.some((e) => isInput(e, unloadValue))),
+        onReload.some((b) => beaconJson(b).events.some((e) => isInput(e, unloadValue))),
         `page 1's last interaction (${unloadValue}) left in a beacon on the reload`,
       );
       // NetLog times come from the browser's clock, in whole milliseconds: allow a little.
@@ -370,7 +376,7 @@ test('browser SDK → ingest → consumer: preflight, fetch, reload, beacon on c
         assert.equal(r.status, 202);
       }
       assert.equal(posts.length, fetchPostsBeforeClose, 'no fetch after the close');
-      const finalBatch = afterClose.map((b) => JSON.parse(b.body));
+      const finalBatch = afterClose.map((b) => beaconJson(b));
       assert.ok(
         finalBatch.some((batch) => batch.events.some((e) => isInput(e, finalValue))),
         `the last interaction (${finalValue}) left in a beacon after the close`,
@@ -380,7 +386,7 @@ test('browser SDK → ingest → consumer: preflight, fetch, reload, beacon on c
       assert.equal(metricSum(ingestText, 'lucent_ingest_requests_total', { route: 'replay', status: '202' }), expectedRequests);
     });
 
-    // Every batch the SDK sent, from its bodies: fetch (gzip) and beacons (plain JSON).
+    // Every batch the SDK sent, from its bodies: fetch (gzip) and beacons (gzip or plain JSON).
     const batches = [];
     for (const p of posts) {
       const raw = p.headers['content-encoding'] === 'gzip' ? gunzipSync(p.body) : p.body;
@@ -388,7 +394,7 @@ test('browser SDK → ingest → consumer: preflight, fetch, reload, beacon on c
     }
     for (const b of sentBeacons) {
       assert.ok(b.body !== null, 'the beacon body was recorded');
-      batches.push({ via: 'beacon', at: b.at, ...JSON.parse(b.body) });
+      batches.push({ via: 'beacon', at: b.at, ...beaconJson(b) });
     }
     batches.sort((a, b) => a.seq - b.seq);
 
@@ -498,6 +504,12 @@ test('browser SDK → ingest → consumer: preflight, fetch, reload, beacon on c
     else t.diagnostic(`temp dir kept: ${tmp}`);
   }
 });
+
+/** The batch a beacon carried: plain JSON, or gzip (recorded as `b64:…`). */
+function beaconJson(b) {
+  if (b.body.startsWith('b64:')) return JSON.parse(gunzipSync(Buffer.from(b.body.slice(4), 'base64')).toString('utf8'));
+  return JSON.parse(b.body);
+}
 
 function isInput(e, text) {
   return e.type === INCREMENTAL && e.data?.source === SOURCE_INPUT && e.data.text === text;

@@ -659,7 +659,7 @@ export class Client implements LucentHandle {
    * we stop at the first one the browser refuses (the 64 KiB keepalive quota
    * is shared) or at an event too large for a beacon: those stay buffered, for
    * a page that lives on (back/forward cache). A batch already on its way in a
-   * keepalive request is left to it; one in a plain fetch (which the browser
+   * keepalive request is left to it (it survives the page); one in a plain fetch (which the browser
    * cancels on unload) or still being compressed is beaconed too: the server
    * stores a seq once, so a duplicate is harmless.
    */
@@ -687,7 +687,9 @@ export class Client implements LucentHandle {
       this.retrying = false;
       this.sentBatches++;
       this.sentEvents += batch.events.length;
-    } else if (batch) return; // keep seq order: the rest waits for the keepalive answer
+    }
+    // The server orders a window's batches by seq, not by arrival: what follows
+    // may go while a keepalive request with an earlier seq is on its way.
     while (this.queue.length > 0) {
       const next = this.planBatch(max, true);
       if (!next) break;
