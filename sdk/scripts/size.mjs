@@ -4,8 +4,13 @@ import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 import { common, targets } from './targets.mjs';
 
-/** Budget for the SDK without rrweb, minified + gzip. Raise it deliberately, not by accident. */
-const BUDGET_GZIP_BYTES = 6 * 1024;
+/**
+ * Budget for the SDK without rrweb, minified + gzip. Raise it deliberately, not by accident.
+ * 6 KiB until issue 15 (4.4 KB then); 8 KiB since: keepalive flushes, beacon and 413
+ * splitting, a byte-bounded buffer, timeouts, session rotation, sampling, consent and
+ * opt-out took it to about 7.1 KB.
+ */
+const BUDGET_GZIP_BYTES = 8 * 1024;
 
 let over = false;
 for (const { name, measure, includesRrweb, ...t } of targets) {

@@ -11,6 +11,32 @@ describe('documentation', () => {
     expect(documented).toEqual({ ...DEFAULTS });
   });
 
+  it('the README documents every option, each with a default', () => {
+    const options = [
+      ...Object.keys(DEFAULTS),
+      'apiKey',
+      'endpoint',
+      'metadata',
+      'requireConsent',
+      'recordOptions',
+      'maskAllInputs',
+      'maskAllText',
+      'blockMedia',
+      'blockClass',
+      'blockSelector',
+      'ignoreClass',
+      'ignoreSelector',
+      'maskTextClass',
+      'maskTextSelector',
+    ];
+    const rows = new Map([...readme.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2].trim()]));
+    for (const o of options) {
+      expect(rows.has(o), `README row for ${o}`).toBe(true);
+      expect(rows.get(o)).not.toBe('');
+    }
+    expect(rows.get('maskAllInputs')).toBe('`true`');
+  });
+
   it('package.json and the SDK agree on the version', () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
     expect(pkg.version).toBe(SDK_VERSION);
