@@ -26,6 +26,7 @@
 //! its checkpoints compete with commits for the disk.
 
 mod failpoint;
+pub mod migrate;
 pub mod offsets;
 pub mod reader;
 pub mod record;

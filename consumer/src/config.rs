@@ -12,7 +12,7 @@ use lucent_common::scylla::store::SchemaPlan;
 use crate::pipeline::PipelineLimits;
 use crate::process::ProcessLimits;
 
-pub const DEFAULT_QUEUE: &str = "sqlite://data/queue.db";
+pub const DEFAULT_QUEUE: &str = "log://data/queue";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,10 +41,31 @@ pub enum Command {
     /// Manage the Kafka topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Move the embedded queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Create or migrate the store's schema: on ScyllaDB, once per release,
     /// before the services start, with a role that may CREATE and ALTER.
     #[command(subcommand)]
     Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Copy what a SQLite queue (the earlier embedded queue) still holds for a
+    /// consumer group into an embedded log, in order, then mark it consumed
+    /// there. Stop lucent-ingest first: the log takes one writer.
+    Migrate {
+        /// The SQLite queue: sqlite://PATH.
+        #[arg(long)]
+        from: QueueUrl,
+        /// The log: log://DIR.
+        #[arg(long)]
+        to: QueueUrl,
+        /// The consumer group whose unread messages are moved.
+        #[arg(long, env = "LUCENT_CONSUMER_GROUP", default_value = "lucent-consumer")]
+        consumer_group: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,7 +199,7 @@ pub enum DlqCommand {
 /// Configuration of `run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunConfig {
-    /// Queue: sqlite://PATH or kafka://HOST:PORT[,HOST:PORT].
+    /// Queue: log://DIR, kafka://HOST:PORT[,HOST:PORT] or sqlite://PATH (the earlier embedded queue).
     #[arg(long, env = "LUCENT_QUEUE", default_value = DEFAULT_QUEUE)]
     pub queue: QueueUrl,
     #[command(flatten)]

@@ -9,7 +9,8 @@ use lucent_common::open::backends::Store;
 use lucent_common::open::store_flags::StoreArgs;
 use lucent_common::scylla::store::schema_cql;
 use lucent_consumer::config::{
-    Cli, Command, DlqCommand, RunConfig, SchemaCommand, SessionsCommand, TopicsCommand,
+    Cli, Command, DlqCommand, QueueCommand, RunConfig, SchemaCommand, SessionsCommand,
+    TopicsCommand,
 };
 use lucent_consumer::read_cli;
 
@@ -28,6 +29,29 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Schema(command)) => schema(command).await,
+        Some(Command::Queue(QueueCommand::Migrate {
+            from,
+            to,
+            consumer_group,
+        })) => {
+            use lucent_common::open::backend_url::QueueUrl;
+            let (QueueUrl::Sqlite(from), QueueUrl::Log(to)) = (&from, &to) else {
+                anyhow::bail!(
+                    "queue migrate moves a sqlite:// queue into a log://, not {from} into {to}"
+                );
+            };
+            let migrated =
+                lucent_common::log::migrate::migrate_sqlite_queue(from, to, &consumer_group)
+                    .await
+                    .with_context(|| format!("cannot migrate {}", from.display()))?;
+            println!(
+                "moved {} messages of group {consumer_group} into log://{}; the old queue is now {}",
+                migrated.messages,
+                to.display(),
+                migrated.renamed_to.display()
+            );
+            Ok(())
+        }
         Some(Command::Topics(TopicsCommand::Create {
             queue,
             partitions,

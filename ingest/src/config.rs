@@ -77,7 +77,7 @@ fn redis_url(text: &str) -> Result<String, String> {
         .map_err(|e| format!("not a usable Redis URL: {e}"))
 }
 
-pub const DEFAULT_QUEUE: &str = "sqlite://data/queue.db";
+pub const DEFAULT_QUEUE: &str = "log://data/queue";
 
 /// Configuration of `serve`.
 #[derive(Debug, Clone, Args)]
@@ -88,7 +88,7 @@ pub struct ServeConfig {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "LUCENT_ADMIN_LISTEN", default_value = "0.0.0.0:9464")]
     pub admin_listen: SocketAddr,
-    /// Queue: sqlite://PATH or kafka://HOST:PORT[,HOST:PORT].
+    /// Queue: log://DIR, kafka://HOST:PORT[,HOST:PORT] or sqlite://PATH (the earlier embedded queue).
     #[arg(long, env = "LUCENT_QUEUE", default_value = DEFAULT_QUEUE)]
     pub queue: QueueUrl,
     /// The key store.

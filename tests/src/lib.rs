@@ -386,7 +386,7 @@ impl IngestProcess {
         let listen = addr.to_string();
         let env = [
             ("LUCENT_LISTEN", listen.as_str()),
-            ("LUCENT_QUEUE", "sqlite://data/queue.db"),
+            ("LUCENT_QUEUE", EMBEDDED_QUEUE),
             ("LUCENT_STORE", "sqlite://data/lucent.db"),
             ("LUCENT_KEY_REFRESH_MS", "200"),
         ];
@@ -424,7 +424,7 @@ impl ConsumerProcess {
         extra_env: &[(&str, &str)],
     ) -> ConsumerProcess {
         let env = [
-            ("LUCENT_QUEUE", "sqlite://data/queue.db"),
+            ("LUCENT_QUEUE", EMBEDDED_QUEUE),
             ("LUCENT_STORE", "sqlite://data/lucent.db"),
         ];
         let (process, admin) =
@@ -520,16 +520,21 @@ pub fn marked_batch(session: &str, seq: u64, marker: u64) -> String {
     )
 }
 
+/// The queue the processes use unless a test says otherwise: the product's
+/// default, the embedded segment log (`EMBEDDED_QUEUE_DIR` under their directory).
+pub const EMBEDDED_QUEUE: &str = "log://data/queue";
+pub const EMBEDDED_QUEUE_DIR: &str = "data/queue";
+
 /// Waits until the consumer has committed everything in the embedded queue of
-/// `dir` (`data/queue.db`, reader `lucent-consumer`); panics with the tail of
+/// `dir` (`data/queue`, group `lucent-consumer`); panics with the tail of
 /// `consumer`'s log if that takes longer than `timeout`, a hang guard.
 pub async fn wait_drained(dir: &Path, consumer: &Process, timeout: Duration) {
     use lucent_common::backend::source::Source;
-    let source = lucent_common::sqlite::queue::SqliteSource::open(
-        &dir.join("data/queue.db"),
+    let source = lucent_common::log::reader::LogSource::open(
+        &dir.join(EMBEDDED_QUEUE_DIR),
         "lucent-consumer",
     )
-    .expect("the queue file opens");
+    .expect("the queue opens");
     let deadline = Instant::now() + timeout;
     loop {
         let lag = source.lag().await.expect("the queue file is readable");

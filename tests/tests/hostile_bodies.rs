@@ -220,7 +220,7 @@ async fn a_message_that_kills_the_consumer_twice_is_dead_lettered_unprocessed() 
     // end the process: no unwinding, no cleanup.
     let env = [
         ("LUCENT_ADMIN_LISTEN", "127.0.0.1:0"),
-        ("LUCENT_QUEUE", "sqlite://data/queue.db"),
+        ("LUCENT_QUEUE", EMBEDDED_QUEUE),
         ("LUCENT_STORE", "sqlite://data/lucent.db"),
         ("LUCENT_FAILPOINT_ABORT_SESSION", "poison"),
     ];

@@ -1,5 +1,6 @@
 //! lucent-ingest as a real process, killed or stopped under load: a 202 is a
-//! promise that the batch is in the queue file, whatever happens next.
+//! promise that the batch is in the queue, whatever happens next. On the
+//! embedded segment log (the default) and on the earlier SQLite queue.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -7,13 +8,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::os::unix::process::ExitStatusExt;
+
 use lucent_common::backend::source::Source;
+use lucent_common::log::reader::LogSource;
 use lucent_common::sqlite::queue::SqliteSource;
 use lucent_tests::*;
 
-/// Every marker in the queue file.
-async fn queued_markers(dir: &Path) -> Vec<u64> {
-    let source = SqliteSource::open(&dir.join("data/queue.db"), "verifier").unwrap();
+/// The earlier embedded queue, for the tests that run on both.
+const SQLITE_QUEUE: &str = "sqlite://data/queue.db";
+
+/// Every marker in the queue `queue` (one of [`EMBEDDED_QUEUE`] and
+/// [`SQLITE_QUEUE`]) under `dir`, in queue order, as a new group reads them.
+async fn queued_markers_in(dir: &Path, queue: &str) -> Vec<u64> {
+    let source: Box<dyn Source> = if queue == SQLITE_QUEUE {
+        Box::new(SqliteSource::open(&dir.join("data/queue.db"), "verifier").unwrap())
+    } else {
+        Box::new(LogSource::open(&dir.join(EMBEDDED_QUEUE_DIR), "verifier").unwrap())
+    };
     let mut markers = Vec::new();
     loop {
         let batch = source.poll(5000).await.unwrap();
@@ -71,11 +83,25 @@ fn keys(dir: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
+async fn queued_markers(dir: &Path) -> Vec<u64> {
+    queued_markers_in(dir, EMBEDDED_QUEUE).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_loses_no_acknowledged_batch() {
+    sigkill_mid_load_on(EMBEDDED_QUEUE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_load_loses_no_acknowledged_batch_on_the_sqlite_queue() {
+    sigkill_mid_load_on(SQLITE_QUEUE).await;
+}
+
+async fn sigkill_mid_load_on(queue: &str) {
     let dir = tempfile::tempdir().unwrap();
     let keys = keys(dir.path(), 8);
-    let mut ingest = IngestProcess::start(dir.path(), &[]).await;
+    let env = [("LUCENT_QUEUE", queue)];
+    let mut ingest = IngestProcess::start(dir.path(), &env).await;
     let load = start_load(ingest.url(), keys.clone(), 32);
     // Let it run until well into the load, then pull the plug.
     while load.acked.lock().unwrap().len() < 500 {
@@ -86,10 +112,12 @@ async fn sigkill_mid_load_loses_no_acknowledged_batch() {
         task.await.unwrap();
     }
     let acked = load.acked.lock().unwrap().clone();
-    let queued: BTreeSet<u64> = queued_markers(dir.path()).await.into_iter().collect();
+    let queued_in_order = queued_markers_in(dir.path(), queue).await;
+    let queued: BTreeSet<u64> = queued_in_order.iter().copied().collect();
+    assert_eq!(queued.len(), queued_in_order.len(), "a body queued twice");
     let lost: Vec<_> = acked.difference(&queued).collect();
     println!(
-        "sigkill: sent {} acked {} queued {} lost {} (queued but never acked: {})",
+        "sigkill {queue}: sent {} acked {} queued {} lost {} (queued but never acked: {})",
         load.sent.load(Ordering::Relaxed),
         acked.len(),
         queued.len(),
@@ -101,8 +129,8 @@ async fn sigkill_mid_load_loses_no_acknowledged_batch() {
         "acknowledged but not in the queue: {lost:?}"
     );
 
-    // The queue file survived the crash: a restarted ingest appends to it.
-    let ingest = IngestProcess::start(dir.path(), &[]).await;
+    // The queue survived the crash: a restarted ingest appends to it.
+    let ingest = IngestProcess::start(dir.path(), &env).await;
     let (status, _) = Http::new()
         .send(
             http::Method::POST,
@@ -113,7 +141,71 @@ async fn sigkill_mid_load_loses_no_acknowledged_batch() {
         .await
         .unwrap();
     assert_eq!(status, 202);
-    assert!(queued_markers(dir.path()).await.contains(&9_999_999_999));
+    assert!(queued_markers_in(dir.path(), queue)
+        .await
+        .contains(&9_999_999_999));
+}
+
+/// The log's writer dies (a debug-build failpoint aborts it) after writing a
+/// group commit and before syncing it: none of that group was acknowledged,
+/// nothing acknowledged before it is lost, and the restarted writer keeps what
+/// reached the file once, or cuts off what tore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_writing_and_syncing_loses_no_acknowledged_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(dir.path(), 8);
+    let mut ingest = IngestProcess::start(
+        dir.path(),
+        &[("LUCENT_FAILPOINT_ABORT_BEFORE_LOG_SYNC", "200")],
+    )
+    .await;
+    let load = start_load(ingest.url(), keys.clone(), 32);
+    let status = ingest.process.wait(Duration::from_secs(120));
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "the failpoint ends the writer: {status:?}\n{}",
+        ingest.process.log_text()
+    );
+    for task in load.tasks {
+        task.await.unwrap();
+    }
+    let acked = load.acked.lock().unwrap().clone();
+    assert!(
+        !acked.is_empty(),
+        "groups before the 200th were acknowledged"
+    );
+
+    let ingest = IngestProcess::start(dir.path(), &[]).await;
+    let queued_in_order = queued_markers(dir.path()).await;
+    let queued: BTreeSet<u64> = queued_in_order.iter().copied().collect();
+    assert_eq!(queued.len(), queued_in_order.len(), "a body queued twice");
+    let lost: Vec<_> = acked.difference(&queued).collect();
+    println!(
+        "abort before sync: acked {} queued {} (written, never acknowledged: {})",
+        acked.len(),
+        queued.len(),
+        queued.difference(&acked).count()
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged but not in the queue: {lost:?}"
+    );
+    let (status, _) = Http::new()
+        .send(
+            http::Method::POST,
+            &ingest.url(),
+            &[("x-lucent-api-key", &keys[0])],
+            marked_batch("after", 0, 9_999_999_999),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    assert_eq!(
+        queued_markers(dir.path()).await.last(),
+        Some(&9_999_999_999),
+        "appended after what survived"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

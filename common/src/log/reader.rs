@@ -64,6 +64,7 @@ impl LogSource {
         Ok(LogSource {
             state: Arc::new(Mutex::new(ReaderState {
                 dir: dir.to_path_buf(),
+                group_path: group_path(dir, group),
                 durable: None,
                 offsets,
                 next_offset,
@@ -116,7 +117,10 @@ impl Source for LogSource {
     async fn lag(&self) -> Result<Vec<(i32, i64)>, StoreError> {
         self.blocking(|state| {
             let durable = state.durable_offset()?;
-            let committed = state.offsets.committed();
+            // From the file: another process of the group may have committed.
+            let committed = read_committed(&state.group_path)
+                .map_err(|e| StoreError::unavailable_from("reading the group's offset", e))?
+                .unwrap_or(0);
             Ok(vec![(0, durable.saturating_sub(committed) as i64)])
         })
         .await
@@ -155,6 +159,7 @@ impl OpenSegment {
 
 struct ReaderState {
     dir: PathBuf,
+    group_path: PathBuf,
     durable: Option<File>,
     offsets: OffsetFile,
     /// The next offset to hand out.

@@ -28,6 +28,7 @@ use crate::domain::envelope::Envelope;
 use crate::log::record::{encode, MAX_PAYLOAD_BYTES};
 use crate::log::segments::{list_segments, scan, segment_path, sync_dir};
 use crate::log::SEGMENT_BYTES;
+use crate::process::metric_names as m;
 
 /// Most bytes one group commit writes: past it the rest waits for the next.
 pub const MAX_GROUP_BYTES: usize = 8 << 20;
@@ -162,18 +163,38 @@ impl LogPublisher {
 #[async_trait]
 impl Publisher for LogPublisher {
     async fn publish(&self, envelope: Envelope) -> Result<(), PublishError> {
+        self.append(envelope.meta.to_json(), envelope.body).await
+    }
+
+    async fn flush(&self, timeout: Duration) {
+        let (done, flushed) = oneshot::channel();
+        if self.send(Request::Flush(done)).is_ok() {
+            let _ = tokio::time::timeout(timeout, flushed).await;
+        }
+    }
+
+    async fn is_ready(&self) -> bool {
+        !self.broken.load(Ordering::Relaxed)
+    }
+}
+
+impl LogPublisher {
+    /// Appends a record of `headers` (the envelope's JSON form) and `body`,
+    /// resolving once it is durable. [`Publisher::publish`] is this with the
+    /// envelope's headers; a migration also carries over messages whose
+    /// headers never parsed, byte for byte.
+    pub async fn append(&self, headers: String, body: bytes::Bytes) -> Result<(), PublishError> {
         if self.broken.load(Ordering::Relaxed) {
             return Err(PublishError::Unavailable(
                 "the log could not be written and needs a restart to recover".into(),
             ));
         }
-        let headers = envelope.meta.to_json();
-        if headers.len() + envelope.body.len() + 4 > MAX_PAYLOAD_BYTES {
+        if headers.len() + body.len() + 4 > MAX_PAYLOAD_BYTES {
             return Err(PublishError::Rejected(
                 "larger than a log record may be".into(),
             ));
         }
-        let cost = envelope.body.len().clamp(1, self.budget_bytes) as u32;
+        let cost = body.len().clamp(1, self.budget_bytes) as u32;
         let permit = self
             .budget
             .clone()
@@ -182,7 +203,7 @@ impl Publisher for LogPublisher {
         let (done, answer) = oneshot::channel();
         let request = Request::Append {
             headers,
-            body: envelope.body,
+            body,
             done,
         };
         if self.send(request).is_err() {
@@ -205,17 +226,6 @@ impl Publisher for LogPublisher {
             )),
             Err(_) => Err(PublishError::Timeout),
         }
-    }
-
-    async fn flush(&self, timeout: Duration) {
-        let (done, flushed) = oneshot::channel();
-        if self.send(Request::Flush(done)).is_ok() {
-            let _ = tokio::time::timeout(timeout, flushed).await;
-        }
-    }
-
-    async fn is_ready(&self) -> bool {
-        !self.broken.load(Ordering::Relaxed)
     }
 }
 
@@ -367,6 +377,8 @@ impl Writer {
             .write_all_at(&self.buf, self.segment.len)?;
         crate::log::failpoint::before_sync();
         self.segment.file.sync_data()?;
+        metrics::counter!(m::INGEST_QUEUE_SYNCS).increment(1);
+        metrics::counter!(m::INGEST_QUEUE_SYNCED_RECORDS).increment(appends.len() as u64);
         self.segment.len += self.buf.len() as u64;
         self.next_offset = offset;
         // Shrink a buffer a burst of large bodies grew.

@@ -11,6 +11,10 @@ pub const INGEST_REQUESTS: &str = "lucent_ingest_requests_total";
 pub const INGEST_REQUEST_DURATION: &str = "lucent_ingest_request_duration_seconds";
 /// Counter, bytes. Request body bytes read (on the wire, before any decoding).
 pub const INGEST_RECEIVED_BYTES: &str = "lucent_ingest_received_bytes_total";
+/// Counter. Group commits of the embedded log (one `fdatasync` each), and the
+/// records they made durable: records per sync is the group size.
+pub const INGEST_QUEUE_SYNCS: &str = "lucent_ingest_queue_syncs_total";
+pub const INGEST_QUEUE_SYNCED_RECORDS: &str = "lucent_ingest_queue_synced_records_total";
 /// Counter. Requests refused with 401, by `reason` (`missing`, `malformed`, `unknown`, `revoked`,
 /// `ambiguous`: several different keys in one request).
 pub const INGEST_AUTH_FAILURES: &str = "lucent_ingest_auth_failures_total";
@@ -135,6 +139,8 @@ pub const ALL_INGEST: &[&str] = &[
     INGEST_REQUESTS,
     INGEST_REQUEST_DURATION,
     INGEST_RECEIVED_BYTES,
+    INGEST_QUEUE_SYNCS,
+    INGEST_QUEUE_SYNCED_RECORDS,
     INGEST_AUTH_FAILURES,
     INGEST_RATE_LIMITED,
     INGEST_PUBLISH_DURATION,
