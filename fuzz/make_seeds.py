@@ -167,8 +167,24 @@ def key_seeds():
     yield "content_encoding_unicode_space", "\u00a0gzip\u2003".encode()
 
 
+def log_record(offset, headers, body):
+    """One record of a log segment (common/src/log/record.rs)."""
+    payload = len(headers).to_bytes(4, "little") + headers + body
+    head = offset.to_bytes(8, "little") + len(payload).to_bytes(4, "little")
+    checksum = zlib.crc32(head + payload) & 0xFFFFFFFF
+    return head + checksum.to_bytes(4, "little") + payload
+
+
+def log_seeds():
+    two = log_record(0, b'{"lucent.org":"o"}', b'{"sessionId":"s"}') + log_record(1, b"{}", b"x" * 50)
+    yield "two_records", two
+    yield "torn_tail", two + log_record(2, b"{}", b"y" * 30)[:20]
+    yield "out_of_sequence", two + log_record(7, b"{}", b"z")
+    yield "zeroes_after", two + bytes(64)
+
+
 def main():
-    for target, seeds in [("body", body_seeds), ("envelope", envelope_seeds), ("key_and_query", key_seeds)]:
+    for target, seeds in [("body", body_seeds), ("envelope", envelope_seeds), ("key_and_query", key_seeds), ("log_segment", log_seeds)]:
         out = os.path.join(SEEDS, target)
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(out)
