@@ -5,7 +5,10 @@
 //   - 429: the SDK reads Retry-After cross-origin and waits that long;
 //   - a 3 s visit with a large DOM is replayable (its full snapshot is stored);
 //   - a tab switch alone: a keepalive fetch whose answer is read, no beacon, recording goes on;
-//   - 401 and an unreachable server: no page error, the SDK stops or keeps its buffer.
+//   - 401 and an unreachable server: no page error, the SDK stops or keeps its buffer;
+//   - 413: a full snapshot over the server's 1 MiB is dropped, asked for again once, the rest arrives;
+//   - several tabs of one site on one key: one request per interval each, no 429.
+// Not here (unit-tested only): 503 (the ingest answers it only when its queue fails).
 // Run by `npm run e2e` next to browser.test.mjs (same requirements).
 
 import assert from 'node:assert/strict';
@@ -99,6 +102,12 @@ async function openPage({ key, flush = 1000, params = {}, target = endpoint }) {
   const context = await browser.newContext();
   await context.addInitScript(() => {
     window.__beacons = [];
+    window.__fetches = [];
+    const nativeFetch = window.fetch.bind(window);
+    window.fetch = (url, init) => {
+      window.__fetches.push({ url: String(url), keepalive: init?.keepalive === true });
+      return nativeFetch(url, init);
+    };
     const native = navigator.sendBeacon.bind(navigator);
     navigator.sendBeacon = (url, data) => {
       const r = native(url, data);
@@ -234,7 +243,7 @@ scenario('a 3 s visit to a large page is replayable: its full snapshot is stored
   assert.ok(JSON.stringify(snapshot).includes('Row 3999 of the large page'), 'the whole DOM is in it');
 });
 
-scenario('a tab switch alone: one keepalive fetch whose answer is read, no beacon, and recording goes on', async () => {
+scenario('a tab switch alone: keepalive fetches whose answers are read, no beacon, and recording goes on', async () => {
   const key = await newKey();
   const { context, page, posts, problems, stats } = await openPage({ key, flush: 600_000 });
   await waitFor(() => posts.length === 1 && posts[0].status === 202, { timeoutMs: 10_000, message: 'the full snapshot was not sent at once' });
@@ -246,7 +255,11 @@ scenario('a tab switch alone: one keepalive fetch whose answer is read, no beaco
       document.dispatchEvent(new Event('visibilitychange'));
     }, hidden);
   await hide(true);
-  await waitFor(() => posts.length === 2 && posts[1].status !== null, { timeoutMs: 5_000, message: 'no fetch on hidden' });
+  await waitFor(async () => posts.length >= 2 && posts.every((p) => p.status !== null) && (await stats()).bufferedEvents === 0, {
+    timeoutMs: 5_000,
+    message: 'no fetch on hidden',
+  });
+  const n1 = posts.length;
   assert.equal(posts[1].status, 202, 'the answer was read');
   assert.equal(posts[1].headers['x-lucent-api-key'], key, 'a fetch with the header, not a beacon');
   assert.equal(posts[1].headers['content-encoding'], 'gzip');
@@ -259,13 +272,25 @@ scenario('a tab switch alone: one keepalive fetch whose answer is read, no beaco
   await page.locator('#add').click();
   await hide(true);
   let last = null;
-  await waitFor(async () => (last = await stats()) && posts.length === 3 && posts[2].status === 202, {
+  await waitFor(async () => (last = await stats()).bufferedEvents === 0 && posts.length > n1 && posts.every((p) => p.status !== null), {
     timeoutMs: 5_000,
     message: () => `no fetch on the second hidden: ${JSON.stringify({ posts: posts.map((p) => p.status), last })}`,
   });
-  const batch = JSON.parse(bodyText(posts[2]));
-  assert.equal(batch.seq, 2);
-  assert.ok(batch.events.length > 0);
+  // Events recorded while a request is out go in the next one, at once: one or more requests.
+  const later = posts.slice(n1).map((p) => JSON.parse(bodyText(p)));
+  assert.ok(posts.every((p) => p.status === 202));
+  assert.deepEqual(
+    later.map((b) => b.seq),
+    later.map((_, i) => n1 + i),
+  );
+  assert.ok(later.some((b) => b.events.some((e) => e.type === 3 && e.data.source === 2)), 'the click after the switch was sent');
+  assert.deepEqual(await page.evaluate(() => window.__beacons), []);
+  const fetches = await page.evaluate(() => window.__fetches);
+  assert.deepEqual(
+    fetches.map((f) => f.keepalive),
+    posts.map((_, i) => i > 0),
+    'the full snapshot went by a plain fetch, everything sent on hidden with keepalive',
+  );
   await context.close();
   assert.deepEqual(problems, []);
 });
@@ -298,4 +323,56 @@ scenario('an unreachable server: the SDK keeps its buffer and backs off, without
   assert.equal(s.sentBatches, 0);
   await context.close();
   assert.deepEqual(problems, []);
+});
+
+scenario('413: a full snapshot too large for the server is dropped, asked for again once, and the rest of the visit still arrives', async () => {
+  const key = await newKey();
+  const { context, page, posts, problems, warnings, stats } = await openPage({ key, flush: 500, params: { noise: '2000000' } });
+  await waitFor(() => posts.some((p) => p.status === 413), {
+    timeoutMs: 20_000,
+    message: () => `no 413: ${JSON.stringify(posts.map((p) => [p.status, p.body?.length]))}`,
+  });
+  await page.locator('#add').click();
+  await waitFor(async () => (await stats()).bufferedEvents === 0 && posts.every((p) => p.status !== null), {
+    timeoutMs: 20_000,
+    message: () => `not drained: ${JSON.stringify(posts.map((p) => p.status))}`,
+  });
+  await sleep(1_500);
+  const statuses = posts.map((p) => p.status);
+  // The snapshot alone: refused twice (the first and the one asked for again), then no more.
+  assert.equal(statuses.filter((s) => s === 413).length, 2, JSON.stringify(statuses));
+  assert.ok(statuses.filter((s) => s === 202).length >= 1, JSON.stringify(statuses));
+  const s = await stats();
+  assert.equal(s.rejectedEvents, 2);
+  assert.equal(s.state, 'recording');
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+scenario('several tabs of one site share the key’s limit: each makes at most one request per interval, none is refused', async () => {
+  const key = await newKey(); // the default 100 requests per minute, for the whole site
+  const flush = 2_000;
+  const tabs = [];
+  for (let i = 0; i < 4; i++) tabs.push(await openPage({ key, flush }));
+  const started = Date.now();
+  await Promise.all(
+    tabs.map(async ({ page }, t) => {
+      for (let i = 0; i < 40; i++) {
+        await page.locator('#name').pressSequentially(`t${t}-${i}`, { delay: 20 });
+        await page.locator('#add').click();
+      }
+    }),
+  );
+  const elapsed = Date.now() - started;
+  await sleep(flush + 500);
+  for (const [t, { posts, context, problems }] of tabs.entries()) {
+    const times = posts.map((p) => p.at);
+    // The first full snapshot goes at once; after it, one request per interval at most.
+    for (let i = 2; i < times.length; i++) assert.ok(times[i] - times[i - 1] >= flush - 100, `tab ${t}: ${JSON.stringify(times.map((x) => x - times[0]))}`);
+    assert.ok(posts.length <= Math.ceil((elapsed + flush + 500) / flush) + 2, `tab ${t}: ${posts.length} requests in ${elapsed} ms`);
+    assert.ok(posts.every((p) => p.status === 202), `tab ${t}: ${JSON.stringify(posts.map((p) => p.status))}`);
+    await context.close();
+    assert.deepEqual(problems, []);
+  }
 });

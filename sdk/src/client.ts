@@ -88,7 +88,7 @@ export type LucentState = 'recording' | 'stopped' | 'disabled' | 'opted-out' | '
 export interface LucentStats {
   /** Events waiting to be sent, including a batch being retried. */
   bufferedEvents: number;
-  /** Bytes of those events (serialized JSON). */
+  /** Bytes of those events, serialized (the batch being retried counted with its envelope). */
   bufferedBytes: number;
   /** Events dropped because the buffer was full. */
   droppedEvents: number;
@@ -292,7 +292,7 @@ export class Client implements LucentHandle {
   stats(): LucentStats {
     return {
       bufferedEvents: this.queue.length + (this.current?.events.length ?? 0),
-      bufferedBytes: this.queue.bytes + (this.current ? sumBytes(this.current.events) : 0),
+      bufferedBytes: this.queue.bytes + (this.current?.bytes ?? 0),
       droppedEvents: this.dropped,
       rejectedEvents: this.rejected,
       sentBatches: this.sentBatches,
@@ -360,7 +360,7 @@ export class Client implements LucentHandle {
     } else if (!isSnapshot(e)) this.eventsSinceSnapshot++;
 
     const currentCount = this.current?.events.length ?? 0;
-    const currentBytes = this.current ? sumBytes(this.current.events) : 0;
+    const currentBytes = this.current?.bytes ?? 0;
     // The committed batch (being sent or retried) is kept; the oldest queued
     // events go first, full snapshots last.
     const n = this.queue.shrink(
@@ -846,12 +846,6 @@ function countFitting(events: SerializedEvent[], env: [string, string], maxBytes
     count++;
   }
   return count;
-}
-
-function sumBytes(events: SerializedEvent[]): number {
-  let n = 0;
-  for (const e of events) n += e.bytes;
-  return n;
 }
 
 function stripUndefined<T extends object>(o: T): T {
