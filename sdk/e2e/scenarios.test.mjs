@@ -102,6 +102,14 @@ async function openPage({ key, flush = 1000, params = {}, target = endpoint }) {
   const context = await browser.newContext();
   await context.addInitScript(() => {
     window.__beacons = [];
+    window.__workers = 0;
+    const NativeWorker = window.Worker;
+    window.Worker = class extends NativeWorker {
+      constructor(...args) {
+        super(...args);
+        window.__workers++;
+      }
+    };
     window.__fetches = [];
     const nativeFetch = window.fetch.bind(window);
     window.fetch = (url, init) => {
@@ -285,6 +293,7 @@ scenario('a tab switch alone: keepalive fetches whose answers are read, no beaco
   );
   assert.ok(later.some((b) => b.events.some((e) => e.type === 3 && e.data.source === 2)), 'the click after the switch was sent');
   assert.deepEqual(await page.evaluate(() => window.__beacons), []);
+  assert.equal(await page.evaluate(() => window.__workers), 1, 'gzip ran in one Web Worker');
   const fetches = await page.evaluate(() => window.__fetches);
   assert.deepEqual(
     fetches.map((f) => f.keepalive),

@@ -1,4 +1,4 @@
-import { fetchTransport, gzipCompressor } from './transport';
+import { fetchTransport, gzipCompressor, workerCompressor } from './transport';
 import type { Clock, Deps, KeyValueStorage, Lifecycle, Logger, Recorder } from './types';
 
 /** The real world: what `init` hands to the client in a browser. */
@@ -7,7 +7,7 @@ export function browserDeps(recorder: Recorder, logger: Logger = console): Deps 
     transport: fetchTransport,
     clock: systemClock,
     storage: sessionStorageOrMemory(),
-    compress: gzipCompressor(),
+    compress: workerCompressor(gzipCompressor()),
     random: Math.random,
     newId: randomId,
     recorder,

@@ -48,3 +48,86 @@ export function gzipCompressor(): Compressor {
     return new Uint8Array(await new Response(stream).arrayBuffer());
   };
 }
+
+/** A worker that has not answered after this long is given up. */
+const WORKER_TIMEOUT_MS = 5_000;
+
+/** The part of `Worker` the compressor uses (a fake in tests). */
+export interface WorkerLike {
+  postMessage(message: unknown): void;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  onerror: ((e: unknown) => void) | null;
+  terminate(): void;
+}
+
+/** The worker's code: gzip each `{id, text}` with CompressionStream, answer `{id, bytes}` (bytes null on failure). */
+const WORKER_SOURCE = `onmessage=async e=>{const{id:i,text:t}=e.data;try{const s=new Blob([t]).stream().pipeThrough(new CompressionStream('gzip'));const b=new Uint8Array(await new Response(s).arrayBuffer());postMessage({id:i,bytes:b},[b.buffer])}catch(_){postMessage({id:i,bytes:null})}}`;
+
+function blobWorker(): WorkerLike | null {
+  if (typeof Worker !== 'function' || typeof URL === 'undefined' || typeof URL.createObjectURL !== 'function') return null;
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+  try {
+    return new Worker(url) as unknown as WorkerLike;
+  } finally {
+    // The worker keeps its script once it has started loading it.
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+}
+
+/**
+ * gzip in a Web Worker, so that compressing a large batch does not take the
+ * page's main thread; `fallback` (the main-thread compressor) where there is no
+ * Worker, where the worker cannot start (a Content-Security-Policy without
+ * `worker-src blob:`) or when it fails: then for good, pending calls included.
+ */
+export function workerCompressor(fallback: Compressor, makeWorker: () => WorkerLike | null = blobWorker): Compressor {
+  if (!fallback) return null;
+  const main = fallback;
+  let worker: WorkerLike | null = null;
+  let broken = false;
+  let nextId = 0;
+  type Pending = { text: string; resolve: (b: Uint8Array) => void; reject: (e: unknown) => void; timer: unknown };
+  const pending = new Map<number, Pending>();
+  const settle = (id: number, bytes: Uint8Array | null) => {
+    const p = pending.get(id);
+    if (!p) return;
+    pending.delete(id);
+    clearTimeout(p.timer as ReturnType<typeof setTimeout>);
+    if (bytes) p.resolve(bytes);
+    else main(p.text).then(p.resolve, p.reject);
+  };
+  const fail = () => {
+    broken = true;
+    worker?.terminate();
+    worker = null;
+    for (const id of [...pending.keys()]) settle(id, null);
+  };
+  return (text: string) => {
+    if (!broken && !worker) {
+      try {
+        worker = makeWorker();
+      } catch {
+        worker = null;
+      }
+      if (!worker) broken = true;
+      else {
+        worker.onmessage = (e) => {
+          const { id, bytes } = e.data as { id: number; bytes: Uint8Array | null };
+          settle(id, bytes);
+        };
+        worker.onerror = fail;
+      }
+    }
+    if (broken || !worker) return main(text);
+    const id = nextId++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      // A worker that never answers must not hold a batch back: main thread, for good.
+      pending.set(id, { text, resolve, reject, timer: setTimeout(fail, WORKER_TIMEOUT_MS) });
+      try {
+        worker!.postMessage({ id, text });
+      } catch {
+        fail();
+      }
+    });
+  };
+}
