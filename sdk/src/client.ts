@@ -183,6 +183,7 @@ export class Client implements LucentHandle {
   /** A full snapshot event of this size was refused with 413: do not ask for another one endlessly. */
   private snapshotTooLarge = 0;
   private inCheckout = false;
+  private consented = false;
 
   private timer: unknown = null;
   private timerAt = Infinity;
@@ -266,7 +267,7 @@ export class Client implements LucentHandle {
     } catch {
       // Storage unavailable: the opt-out holds for this page only.
     }
-    if (this.state === 'stopped' || this.state === 'disabled') return;
+    if (this.state === 'stopped' || this.state === 'disabled' || this.state === 'sampled-out') return;
     this.state = 'opted-out';
     this.stopTimersAndRecorder();
     this.queue.clear();
@@ -279,14 +280,29 @@ export class Client implements LucentHandle {
     } catch {
       // Nothing stored, nothing to remove.
     }
-    if (this.state === 'opted-out') {
-      if (this.opts.requireConsent) this.state = 'awaiting-consent';
-      else this.begin();
-    }
+    if (this.state === 'opted-out') this.resume();
   }
 
   grantConsent(): void {
-    if (this.state === 'awaiting-consent') this.begin();
+    this.consented = true;
+    if (this.state === 'awaiting-consent') this.resume();
+  }
+
+  /** Start recording unless consent is still missing; never throws into the page. */
+  private resume(): void {
+    if (!this.identity.sampled) {
+      this.state = 'sampled-out';
+      return;
+    }
+    if (this.opts.requireConsent && !this.consented) {
+      this.state = 'awaiting-consent';
+      return;
+    }
+    try {
+      this.begin();
+    } catch {
+      this.warnOnce('recorder', 'the recorder failed to start; not recording');
+    }
   }
 
   stats(): LucentStats {

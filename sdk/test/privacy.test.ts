@@ -70,6 +70,32 @@ describe('opt-out and consent', () => {
     expect(next.transport.posts).toHaveLength(1);
   });
 
+  it('optIn() does not bypass a missing consent, and a tab sampled out stays out', () => {
+    const persistentStorage = new MapStorage();
+    persistentStorage.setItem(OPT_OUT_KEY, '1');
+    const h = harness({ requireConsent: true }, { persistentStorage });
+    h.client.optIn();
+    expect(h.client.stats().state).toBe('awaiting-consent');
+    expect(h.recorder.running).toBe(false);
+    h.client.grantConsent();
+    expect(h.recorder.running).toBe(true);
+
+    const out = harness({ sampleRate: 0 }, { persistentStorage: new MapStorage() });
+    out.client.optOut();
+    out.client.optIn();
+    expect(out.client.stats().state).toBe('sampled-out');
+    expect(out.recorder.running).toBe(false);
+  });
+
+  it('grantConsent() never throws into the page, even if rrweb fails to start', () => {
+    const h = harness({ requireConsent: true });
+    h.recorder.start = () => {
+      throw new Error('rrweb broke');
+    };
+    expect(() => h.client.grantConsent()).not.toThrow();
+    expect(h.warnings.join()).toMatch(/failed to start/);
+  });
+
   it('requireConsent records nothing until grantConsent()', async () => {
     const h = harness({ requireConsent: true, flushIntervalMs: 1_000 });
     expect(h.client.stats().state).toBe('awaiting-consent');
