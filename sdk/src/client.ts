@@ -77,6 +77,9 @@ type ResolvedOptions = { -readonly [K in NumericOption]: number } & Pick<
 /** A Retry-After beyond this is treated as this: a bad proxy must not mute a page for hours. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
+/** Most keepalive requests sent at once on a tab switch (each at most `maxBeaconBytes`). */
+const HIDDEN_REQUESTS = 4;
+
 /** The persistent opt-out flag (`localStorage`). */
 export const OPT_OUT_KEY = 'lucent.optout';
 
@@ -452,10 +455,10 @@ export class Client implements LucentHandle {
     return this.queue.at(0).sid !== this.identity.sessionId || now >= this.identity.sessionStartedAt + this.opts.minimumDurationMs;
   }
 
-  /** Send batches one after another until nothing is left or sending must wait. */
-  private async drain(keepalive: boolean): Promise<void> {
+  /** Send batches one after another until nothing is left, sending must wait, or `maxRequests` went out. */
+  private async drain(keepalive: boolean, maxRequests = Infinity): Promise<void> {
     while (this.busy) await this.busy;
-    while (this.state === 'recording' || this.state === 'stopped') {
+    for (let n = 0; n < maxRequests && (this.state === 'recording' || this.state === 'stopped'); n++) {
       const now = this.deps.clock.now();
       if (now < this.blockedUntil || !this.hasSendable(now)) break;
       if (!(await this.sendOne(keepalive))) break;
@@ -664,7 +667,9 @@ export class Client implements LucentHandle {
     // A tab switch: the page lives on and keeps recording. Send what is buffered
     // with keepalive requests (they survive if the tab is closed meanwhile)
     // whose answers are read: a 429 or 503 keeps the batch for later.
-    if (this.state === 'recording') void this.drain(true);
+    // At most HIDDEN_REQUESTS of them: a large backlog must not become a burst
+    // against the site's shared rate limit; the rest goes at the usual pace.
+    if (this.state === 'recording') void this.drain(true, HIDDEN_REQUESTS);
   }
 
   /**
@@ -697,12 +702,15 @@ export class Client implements LucentHandle {
         }
       }
       const body = batch.gz && batch.gz.length <= max ? batch.gz : batch.bytes <= max ? batch.body : null;
-      if (body === null || !transport.beacon(this.beaconUrl, body)) return;
-      this.current = null;
-      this.attempt = 0;
-      this.retrying = false;
-      this.sentBatches++;
-      this.sentEvents += batch.events.length;
+      // Too big for a beacon: it stays (its fetch may still arrive, or a restored page retries it).
+      if (body !== null) {
+        if (!transport.beacon(this.beaconUrl, body)) return;
+        this.current = null;
+        this.attempt = 0;
+        this.retrying = false;
+        this.sentBatches++;
+        this.sentEvents += batch.events.length;
+      }
     }
     // The server orders a window's batches by seq, not by arrival: what follows
     // may go while a keepalive request with an earlier seq is on its way.

@@ -56,6 +56,21 @@ describe('tab switch (visibilitychange to hidden)', () => {
   });
 });
 
+describe('tab switch with a large backlog', () => {
+  it('sends at most 4 keepalive requests at once; the rest goes at the usual pace', async () => {
+    const h = harness({ flushIntervalMs: 10_000 });
+    for (let i = 0; i < 200; i++) h.recorder.emit!({ type: 3, timestamp: i, data: { source: 0, i, pad: noise(10_000, i + 1) } });
+    h.lifecycle.hide('hidden');
+    await h.clock.advance(0);
+    expect(h.transport.posts.length).toBe(4);
+    expect(h.transport.posts.every((p) => p.keepalive)).toBe(true);
+    await h.clock.advance(9_999);
+    expect(h.transport.posts.length).toBe(4);
+    await h.clock.advance(1);
+    expect(h.transport.posts.length).toBe(5);
+  });
+});
+
 describe('unload (pagehide)', () => {
   it('a 3 s visit with a large DOM is replayable: the full snapshot went at load, the rest by beacon', async () => {
     const h = harness({ flushIntervalMs: 10_000 });
@@ -88,6 +103,17 @@ describe('unload (pagehide)', () => {
     release();
     await h.clock.advance(600_000);
     expect(h.transport.posts).toHaveLength(0);
+  });
+
+  it('a batch in a plain fetch too large for a beacon stays; what came after it is beaconed', async () => {
+    const h = harness({ flushIntervalMs: 600_000 }, { compress: null });
+    h.transport.reply = () => new Promise(() => {}); // the page goes before the answer
+    h.recorder.events(0, 2, 100_000);
+    void h.client.flush();
+    await h.clock.advance(0);
+    h.recorder.events(2, 4);
+    h.lifecycle.hide('pagehide');
+    expect(h.transport.beacons.map((b) => [b.batch.seq, b.batch.events.length])).toEqual([[1, 2]]);
   });
 
   it('a batch too large for one beacon that never went out is split into beacons', async () => {
