@@ -31,7 +31,7 @@ const TAB2_VALUES = ['charlie typed in tab 2'];
 const FINAL_TITLE = 'Final state: checked out';
 const SDK_BUNDLE = path.join(REPO, 'sdk/dist/lucent.bundle.min.js');
 
-for (const queue of ['sqlite', 'kafka']) {
+for (const queue of ['embedded', 'kafka']) {
   test(`recorded in Chromium, replayed on the replay page (${queue} queue)`, { timeout: 180_000 }, async (t) => {
     assert.ok(fs.existsSync(SDK_BUNDLE), `${SDK_BUNDLE} is missing: run \`npm ci && npm run build\` in sdk/`);
     const started = Date.now();
@@ -147,7 +147,7 @@ for (const queue of ['sqlite', 'kafka']) {
         assert.deepEqual(await frame.locator('#items li').allTextContents(), [], 'not yet added');
         await playToEnd(page, first.sessionId, first.windowId);
         const shot = await screenshot(page, `${queue}-tab1`);
-        if (queue === 'sqlite' && process.env.LUCENT_UPDATE_SCREENSHOT) fs.copyFileSync(shot, path.join(REPO, 'docs/replay-page.png'));
+        if (queue === 'embedded' && process.env.LUCENT_UPDATE_SCREENSHOT) fs.copyFileSync(shot, path.join(REPO, 'docs/replay-page.png'));
       });
 
       await t.test('the window picker and seeking: tab 2 at its end holds its own value', async () => {

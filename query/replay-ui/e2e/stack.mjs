@@ -1,7 +1,7 @@
 // The whole pipeline for the replay page's browser tests, as child processes
 // in a temporary directory: lucent-ingest → queue → lucent-consumer → store ←
 // lucent-query, with a public key and a read secret key of one organization.
-// The queue is the embedded SQLite log, or Kafka through a tansu broker (with
+// The queue is the embedded segment log (the default), or Kafka through a tansu broker (with
 // the topics created the way an operator does: `lucent-consumer topics create`).
 // Processes, ports and CLI runs come from the SDK's browser-test harness.
 
@@ -42,11 +42,11 @@ function accepts(port) {
 }
 
 /**
- * Starts the pipeline. `queue`: 'sqlite' or 'kafka'. Returns the URLs, keys
+ * Starts the pipeline. `queue`: 'embedded' (segment log and SQLite store) or 'kafka'. Returns the URLs, keys
  * and `stop()`; `logs()` for failure messages. The temp dir is removed by
  * `stop(passed)` when the test passed and LUCENT_E2E_KEEP is unset.
  */
-export async function startStack(org, { queue = 'sqlite' } = {}) {
+export async function startStack(org, { queue = 'embedded' } = {}) {
   const ingestBin = lucentBinary(BIN_DIR, 'lucent-ingest');
   const consumerBin = lucentBinary(BIN_DIR, 'lucent-consumer');
   const queryBin = lucentBinary(BIN_DIR, 'lucent-query');
@@ -56,7 +56,7 @@ export async function startStack(org, { queue = 'sqlite' } = {}) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `lucent-replay-e2e-${queue}-`));
   const procs = new Processes(tmp);
   const store = 'sqlite://data/lucent.db';
-  let queueUrl = 'sqlite://data/queue.db';
+  let queueUrl = 'log://data/queue';
   const extra = {};
   if (queue === 'kafka') {
     const port = await freePort();
