@@ -8,10 +8,11 @@
 //   - 401 and an unreachable server: no page error, the SDK stops or keeps its buffer;
 //   - 413: a full snapshot over the server's 1 MiB is dropped, asked for again once, the rest arrives;
 //   - several tabs of one site on one key: one request per interval each, no 429.
-// Not here (unit-tested only): 503 (the ingest answers it only when its queue fails).
+//   - 503: a second ingest whose queue (SQLite) is locked answers 503; the batch is kept and delivered after.
 // Run by `npm run e2e` next to browser.test.mjs (same requirements).
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,7 @@ let pageOrigin;
 let consumerBin;
 let ingestBin;
 let ok = false;
+let common;
 
 before(async () => {
   ingestBin = lucentBinary(BIN_DIR, 'lucent-ingest');
@@ -48,7 +50,7 @@ before(async () => {
   // Create a key first: the command also creates the store's schema.
   await newKey();
   const [ingestPort, ingestAdmin, consumerAdmin, staticPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const common = { LUCENT_QUEUE: 'sqlite://data/queue.db', LUCENT_STORE: STORE, LUCENT_KEY_REFRESH_MS: '200' };
+  common = { LUCENT_QUEUE: 'sqlite://data/queue.db', LUCENT_STORE: STORE, LUCENT_KEY_REFRESH_MS: '200' };
   procs.start('ingest', ingestBin, ['serve'], { ...common, LUCENT_LISTEN: `127.0.0.1:${ingestPort}`, LUCENT_ADMIN_LISTEN: `127.0.0.1:${ingestAdmin}` });
   procs.start('consumer', consumerBin, ['run'], { ...common, LUCENT_ADMIN_LISTEN: `127.0.0.1:${consumerAdmin}` });
   for (const admin of [ingestAdmin, consumerAdmin]) {
@@ -131,7 +133,10 @@ async function openPage({ key, flush = 1000, params = {}, target = endpoint }) {
     const rec = { at: Date.now(), headers: req.headers(), body: req.postDataBuffer(), status: null };
     posts.push(rec);
     req.response().then(
-      (res) => (rec.status = res ? res.status() : 'none'),
+      (res) => {
+        rec.retryAfter = res?.headers()['retry-after'] ?? null;
+        rec.status = res ? res.status() : 'none';
+      },
       () => (rec.status = 'failed'),
     );
   });
@@ -384,4 +389,52 @@ scenario('several tabs of one site share the key’s limit: each makes at most o
     await context.close();
     assert.deepEqual(problems, []);
   }
+});
+
+scenario('503 while the queue is locked: the batch is kept, Retry-After honoured, and delivered once the queue is back', async () => {
+  const [port, admin] = await Promise.all([freePort(), freePort()]);
+  procs.start('ingest-503', ingestBin, ['serve'], {
+    ...common,
+    LUCENT_PUBLISH_TIMEOUT_MS: '300',
+    LUCENT_LISTEN: `127.0.0.1:${port}`,
+    LUCENT_ADMIN_LISTEN: `127.0.0.1:${admin}`,
+  });
+  await waitFor(async () => (await get(`http://127.0.0.1:${admin}/readyz`))?.status === 200, { timeoutMs: 30_000, message: 'ingest-503 not ready' });
+  // Another writer holds the queue's database: the ingest cannot publish in time.
+  const lock = spawn('sqlite3', [path.join(tmp, 'data/queue.db')], { stdio: ['pipe', 'ignore', 'inherit'] });
+  lock.stdin.write('BEGIN EXCLUSIVE;\n');
+  await sleep(300);
+  const key = await newKey();
+  const target = `http://127.0.0.1:${port}`;
+  const { context, page, posts, problems, stats, sessionId } = await openPage({ key, flush: 500, target });
+  try {
+    await waitFor(() => posts.some((p) => p.status === 503), {
+      timeoutMs: 15_000,
+      message: () => `no 503: ${JSON.stringify(posts.map((p) => p.status))}`,
+    });
+    await page.locator('#name').pressSequentially('during-503');
+    const s = await stats();
+    assert.equal(s.sentBatches, 0);
+    assert.ok(s.bufferedEvents > 0, 'the refused batch is kept');
+  } finally {
+    lock.stdin.end('COMMIT;\n');
+  }
+  await waitFor(async () => posts.some((p) => p.status === 202) && (await stats()).bufferedEvents === 0, {
+    timeoutMs: 30_000,
+    message: () => `not delivered after the lock: ${JSON.stringify(posts.map((p) => p.status))}`,
+  });
+  const statuses = posts.map((p) => p.status);
+  const first202 = statuses.indexOf(202);
+  assert.ok(statuses.slice(0, first202).every((x) => x === 503), JSON.stringify(statuses));
+  // Retries were spaced by the backoff and the Retry-After (read cross-origin), not a burst.
+  const tried = posts.slice(0, first202 + 1);
+  for (let i = 1; i < tried.length; i++) {
+    const wait = Math.max(400, Number(tried[i - 1].retryAfter ?? 0) * 1000 - 50);
+    assert.ok(tried[i].at - tried[i - 1].at >= wait, JSON.stringify(tried.map((p) => [p.status, p.retryAfter, p.at - tried[0].at])));
+  }
+  assert.ok(tried[0].retryAfter !== null, 'the 503 carried a Retry-After');
+  await context.close();
+  const events = await exported(sessionId);
+  assert.ok(events.some((e) => e.type === FULL_SNAPSHOT));
+  assert.deepEqual(problems, []);
 });
