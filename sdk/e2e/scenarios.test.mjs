@@ -402,8 +402,12 @@ scenario('503 while the queue is locked: the batch is kept, Retry-After honoured
   await waitFor(async () => (await get(`http://127.0.0.1:${admin}/readyz`))?.status === 200, { timeoutMs: 30_000, message: 'ingest-503 not ready' });
   // Another writer holds the queue's database: the ingest cannot publish in time.
   const lock = spawn('sqlite3', [path.join(tmp, 'data/queue.db')], { stdio: ['pipe', 'ignore', 'inherit'] });
+  let lockError = null;
+  lock.on('error', (e) => (lockError = e));
+  lock.stdin.on('error', () => {});
   lock.stdin.write('BEGIN EXCLUSIVE;\n');
   await sleep(300);
+  assert.equal(lockError, null, 'this scenario needs the sqlite3 command line tool (Debian: apt-get install -y sqlite3)');
   const key = await newKey();
   const target = `http://127.0.0.1:${port}`;
   const { context, page, posts, problems, stats, sessionId } = await openPage({ key, flush: 500, target });
