@@ -457,8 +457,9 @@ export class Client implements LucentHandle {
 
   /** Send batches one after another until nothing is left, sending must wait, or `maxRequests` went out. */
   private async drain(keepalive: boolean, maxRequests = Infinity): Promise<void> {
-    while (this.busy) await this.busy;
     for (let n = 0; n < maxRequests && (this.state === 'recording' || this.state === 'stopped'); n++) {
+      // One request at a time: wait for one the timer started.
+      while (this.busy) await this.busy;
       const now = this.deps.clock.now();
       if (now < this.blockedUntil || !this.hasSendable(now)) break;
       if (!(await this.sendOne(keepalive))) break;
