@@ -8,7 +8,7 @@ import { common, targets } from './targets.mjs';
  * Budget for the SDK without rrweb, minified + gzip. Raise it deliberately, not by accident.
  * 6 KiB until issue 15 (4.4 KB then); 8 KiB since: keepalive flushes, beacon and 413
  * splitting, a byte-bounded buffer, timeouts, session rotation, sampling, consent and
- * opt-out and the compression worker took it to about 7.4 KB.
+ * opt-out and the compression worker took it to about 7.5 KB.
  */
 const BUDGET_GZIP_BYTES = 8 * 1024;
 
