@@ -24,6 +24,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/sasl/sasl.h ] || need+=(libsasl2-dev)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
+# The SDK's 503 scenario locks a SQLite queue with the sqlite3 shell.
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 # schemathesis (scripts/query_e2e.sh) installs into a venv: Debian ships ensurepip apart.
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
