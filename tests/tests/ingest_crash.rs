@@ -131,19 +131,27 @@ async fn sigkill_mid_load_on(queue: &str) {
 
     // The queue survived the crash: a restarted ingest appends to it.
     let ingest = IngestProcess::start(dir.path(), &env).await;
+    send_after_restart(&ingest, &keys[0]).await;
+    assert!(queued_markers_in(dir.path(), queue)
+        .await
+        .contains(&AFTER_RESTART));
+}
+
+/// The marker of the batch [`send_after_restart`] sends.
+const AFTER_RESTART: u64 = 9_999_999_999;
+
+/// Sends one marked batch to a restarted `ingest`, which must accept it.
+async fn send_after_restart(ingest: &IngestProcess, key: &str) {
     let (status, _) = Http::new()
         .send(
             http::Method::POST,
             &ingest.url(),
-            &[("x-lucent-api-key", &keys[0])],
-            marked_batch("after", 0, 9_999_999_999),
+            &[("x-lucent-api-key", key)],
+            marked_batch("after", 0, AFTER_RESTART),
         )
         .await
         .unwrap();
     assert_eq!(status, 202);
-    assert!(queued_markers_in(dir.path(), queue)
-        .await
-        .contains(&9_999_999_999));
 }
 
 /// The log's writer dies (a debug-build failpoint aborts it) after writing a
@@ -191,19 +199,10 @@ async fn a_crash_between_writing_and_syncing_loses_no_acknowledged_batch() {
         lost.is_empty(),
         "acknowledged but not in the queue: {lost:?}"
     );
-    let (status, _) = Http::new()
-        .send(
-            http::Method::POST,
-            &ingest.url(),
-            &[("x-lucent-api-key", &keys[0])],
-            marked_batch("after", 0, 9_999_999_999),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 202);
+    send_after_restart(&ingest, &keys[0]).await;
     assert_eq!(
         queued_markers(dir.path()).await.last(),
-        Some(&9_999_999_999),
+        Some(&AFTER_RESTART),
         "appended after what survived"
     );
 }

@@ -1,6 +1,8 @@
 //! `SessionStore` on ScyllaDB: writing batches (chunks, their summaries, the
 //! session's listing rows), erasing sessions, and dead letters.
 
+use scylla::errors::ExecutionError;
+
 use super::*;
 
 #[async_trait]
@@ -228,25 +230,15 @@ impl ScyllaStore {
     async fn write_chunks(&self, run: &[Chunk], delete_stale: bool) -> Result<(), StoreError> {
         let rows: Vec<ChunkValues<'_>> =
             run.iter().map(|c| chunk_values(c, self.ttl_secs)).collect();
-        let stale = stale_parts(run);
-        let mut batch = Batch::new(BatchType::Unlogged);
-        batch.set_is_idempotent(true);
-        let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::with_capacity(rows.len() + 1);
-        for row in &rows {
-            batch.append_statement(self.statements.insert_chunk.clone());
-            values.push(row);
-        }
-        // Same timestamp as the inserts, but disjoint from them: inserted parts are
-        // below part_count, the delete covers part_count and up.
-        if delete_stale {
-            batch.append_statement(self.statements.delete_stale_parts.clone());
-            values.push(&stale);
-        }
-        self.session
-            .batch(&batch, values)
-            .await
-            .map_err(fail("writing session chunks"))?;
-        Ok(())
+        let delete = &self.statements.delete_stale_parts;
+        self.write_parts(
+            &self.statements.insert_chunk,
+            &rows,
+            delete_stale.then_some(delete),
+            run,
+        )
+        .await
+        .map_err(fail("writing session chunks"))
     }
 
     /// Writes the summaries of a batch's parts, and removes stale ones when
@@ -261,22 +253,41 @@ impl ScyllaStore {
             .iter()
             .map(|c| batch_summary_values(c, self.ttl_secs))
             .collect();
+        let delete = &self.statements.delete_stale_summaries;
+        self.write_parts(
+            &self.statements.insert_batch_summary,
+            &rows,
+            delete_stale.then_some(delete),
+            parts,
+        )
+        .await
+        .map_err(fail("writing session batches"))
+    }
+
+    /// `insert` of every row, then `delete_stale` of the parts from
+    /// `parts`' part count up, as one unlogged batch. The delete has the same
+    /// timestamp as the inserts but never meets them: inserted parts are below
+    /// the part count.
+    async fn write_parts<R: SerializeRow + Sync>(
+        &self,
+        insert: &PreparedStatement,
+        rows: &[R],
+        delete_stale: Option<&PreparedStatement>,
+        parts: &[Chunk],
+    ) -> Result<(), ExecutionError> {
         let stale = stale_parts(parts);
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::with_capacity(rows.len() + 1);
-        for row in &rows {
-            batch.append_statement(self.statements.insert_batch_summary.clone());
+        for row in rows {
+            batch.append_statement(insert.clone());
             values.push(row);
         }
-        if delete_stale {
-            batch.append_statement(self.statements.delete_stale_summaries.clone());
+        if let Some(delete) = delete_stale {
+            batch.append_statement(delete.clone());
             values.push(&stale);
         }
-        self.session
-            .batch(&batch, values)
-            .await
-            .map_err(fail("writing session batches"))?;
+        self.session.batch(&batch, values).await?;
         Ok(())
     }
 
