@@ -13,6 +13,7 @@
 //! - [`procs`]: child processes, pinning, and /proc readings (CPU, RSS, peak RSS).
 //! - [`keys`]: key tables of any size, written straight into the store file.
 //! - [`consumer`]: the consumer scenario and its gunzip + parse baseline.
+//! - [`recovery`]: the segment log's recovery after a SIGKILL with a backlog.
 //! - [`scenarios`]: `all`, the order of the runs and what each reports.
 //! - [`report`]: Markdown tables and target verdicts.
 //! - [`query`]: `query`, the read API (lucent-query) on a seeded store.
@@ -23,6 +24,7 @@ pub mod load;
 pub mod payload;
 pub mod procs;
 pub mod query;
+pub mod recovery;
 pub mod report;
 pub mod scenarios;
 pub mod servers;

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,40 @@ pub struct LoadSpec {
     pub sample_every: Option<Duration>,
     /// Offset into the request pool, so runs do not all start on the same requests.
     pub pool_offset: usize,
+    /// The server's admin address, whose `/metrics` is read at the window's
+    /// edges (the durable queue's sync counters).
+    pub metrics: Option<SocketAddr>,
+    /// A path on the disk whose flush requests are counted at the window's edges.
+    pub disk: Option<PathBuf>,
+}
+
+/// Counters read at one edge of the window, besides /proc/PID.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeSample {
+    pub at: Instant,
+    /// `lucent_ingest_queue_syncs_total` (None: no such sample, or no answer).
+    pub syncs: Option<f64>,
+    /// `lucent_ingest_queue_synced_records_total`.
+    pub synced_records: Option<f64>,
+    /// Flush requests completed by the disk (every process's).
+    pub disk_flushes: Option<u64>,
+}
+
+impl EdgeSample {
+    /// Reads the counters now (blocking: an HTTP GET and two /proc files).
+    pub fn read(metrics: Option<SocketAddr>, disk: Option<&std::path::Path>) -> EdgeSample {
+        let text = metrics
+            .and_then(|addr| procs::http_get(addr, "/metrics"))
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body);
+        let value = |name: &str| text.as_deref().and_then(|t| procs::metric_value(t, name));
+        EdgeSample {
+            at: Instant::now(),
+            syncs: value("lucent_ingest_queue_syncs_total"),
+            synced_records: value("lucent_ingest_queue_synced_records_total"),
+            disk_flushes: disk.and_then(procs::disk_flushes),
+        }
+    }
 }
 
 /// What a run measured, inside its window only.
@@ -81,6 +116,8 @@ pub struct LoadResult {
     pub observed: Vec<(u32, ProcSample, ProcSample)>,
     /// Per observed pid: (seconds since window start, RSS bytes).
     pub rss_series: Vec<(u32, Vec<(f64, u64)>)>,
+    /// Queue and disk counters at the window's start and end.
+    pub edges: (EdgeSample, EdgeSample),
 }
 
 impl LoadResult {
@@ -113,6 +150,46 @@ impl LoadResult {
     pub fn peak_rss(&self, pid: u32) -> Option<u64> {
         let (_, _, b) = self.observed.iter().find(|(p, _, _)| *p == pid)?;
         Some(b.hwm)
+    }
+    /// Bytes the observed process `pid` caused to be written to storage
+    /// (/proc/PID/io `write_bytes`) over the window, per accepted request.
+    pub fn written_bytes_per_request(&self, pid: u32) -> Option<f64> {
+        let (_, a, b) = self.observed.iter().find(|(p, _, _)| *p == pid)?;
+        (self.accepted > 0 && b.write_bytes > 0)
+            .then(|| b.write_bytes.saturating_sub(a.write_bytes) as f64 / self.accepted as f64)
+    }
+    /// MB/s the observed process `pid` caused to be written over the window.
+    pub fn written_mb_per_sec(&self, pid: u32) -> Option<f64> {
+        let (_, a, b) = self.observed.iter().find(|(p, _, _)| *p == pid)?;
+        (b.write_bytes > 0)
+            .then(|| b.write_bytes.saturating_sub(a.write_bytes) as f64 / self.seconds / 1e6)
+    }
+    /// Average body bytes on the wire per accepted request.
+    pub fn wire_bytes_per_request(&self) -> Option<f64> {
+        (self.accepted > 0).then(|| self.wire_bytes as f64 / self.accepted as f64)
+    }
+    fn edge_seconds(&self) -> f64 {
+        (self.edges.1.at - self.edges.0.at).as_secs_f64()
+    }
+    /// The queue's group commits (fsyncs) per second over the window.
+    pub fn syncs_per_sec(&self) -> Option<f64> {
+        let d = self.edges.1.syncs? - self.edges.0.syncs?;
+        (d > 0.0).then(|| d / self.edge_seconds())
+    }
+    /// Records per group commit over the window.
+    pub fn records_per_sync(&self) -> Option<f64> {
+        let syncs = self.edges.1.syncs? - self.edges.0.syncs?;
+        let records = self.edges.1.synced_records? - self.edges.0.synced_records?;
+        (syncs > 0.0).then(|| records / syncs)
+    }
+    /// Flush requests per second the disk completed over the window (every process's).
+    pub fn disk_flushes_per_sec(&self) -> Option<f64> {
+        let d = self
+            .edges
+            .1
+            .disk_flushes?
+            .saturating_sub(self.edges.0.disk_flushes?);
+        Some(d as f64 / self.edge_seconds())
     }
 }
 
@@ -370,11 +447,24 @@ async fn observer(
     ticks: f64,
     window: Window,
     every: Option<Duration>,
+    counters: (Option<SocketAddr>, Option<PathBuf>),
 ) -> (
     Vec<(u32, ProcSample, ProcSample)>,
     Vec<(u32, Vec<(f64, u64)>)>,
     f64,
+    (EdgeSample, EdgeSample),
 ) {
+    let edge = |counters: (Option<SocketAddr>, Option<PathBuf>)| async move {
+        let at = Instant::now();
+        tokio::task::spawn_blocking(move || EdgeSample::read(counters.0, counters.1.as_deref()))
+            .await
+            .unwrap_or(EdgeSample {
+                at,
+                syncs: None,
+                synced_records: None,
+                disk_flushes: None,
+            })
+    };
     // Peak RSS is whatever VmHWM says at the end: the caller resets it before
     // the run (warm-up included) when it wants the run's own peak.
     tokio::time::sleep_until(window.measure_from.into()).await;
@@ -383,6 +473,7 @@ async fn observer(
         .map(|&p| procs::sample(p, ticks).unwrap_or_default())
         .collect();
     let client_first = procs::sample(0, ticks).unwrap_or_default();
+    let edge_first = edge(counters.clone()).await;
     let mut series: Vec<(u32, Vec<(f64, u64)>)> = pids.iter().map(|&p| (p, Vec::new())).collect();
     if let Some(every) = every {
         let mut next = window.measure_from;
@@ -402,10 +493,12 @@ async fn observer(
         .zip(first)
         .map(|(&p, a)| (p, a, procs::sample(p, ticks).unwrap_or_default()))
         .collect();
+    let edge_last = edge(counters).await;
     (
         observed,
         series,
         client_last.cpu_secs - client_first.cpu_secs,
+        (edge_first, edge_last),
     )
 }
 
@@ -449,6 +542,7 @@ async fn run_async(spec: &LoadSpec, pool: Arc<RequestPool>) -> anyhow::Result<Lo
         ticks,
         window,
         spec.sample_every,
+        (spec.metrics, spec.disk.clone()),
     ));
     let n = spec.connections;
     let stride = pool.len() / n.max(1);
@@ -482,7 +576,7 @@ async fn run_async(spec: &LoadSpec, pool: Arc<RequestPool>) -> anyhow::Result<Lo
         total.latency.add(&s.latency).expect("same bounds");
         total.client_lag.add(&s.client_lag).expect("same bounds");
     }
-    let (observed, rss_series, client_cpu_secs) = observer.await?;
+    let (observed, rss_series, client_cpu_secs, edges) = observer.await?;
     Ok(LoadResult {
         spec_connections: spec.connections,
         target_rate: match spec.mode {
@@ -501,6 +595,7 @@ async fn run_async(spec: &LoadSpec, pool: Arc<RequestPool>) -> anyhow::Result<Lo
         client_cpu_secs,
         observed,
         rss_series,
+        edges,
     })
 }
 

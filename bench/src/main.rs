@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use lucent_bench::load::{self, LoadSpec, Mode};
 use lucent_bench::payload::{self, Mix, RequestPool};
 use lucent_bench::query::{self, seed::SeedSpec, QueryOptions};
+use lucent_bench::recovery::{self, RecoverySpec};
 use lucent_bench::report::{ms, rate};
 use lucent_bench::scenarios::{self, Options};
 use lucent_bench::{keys, servers};
@@ -54,6 +55,9 @@ enum Command {
     },
     /// One load run against a server that is already up (for profiling).
     Load(LoadArgs),
+    /// Recovery of the segment log after SIGKILL with a backlog (part of `all`
+    /// too): time until lucent-ingest's /readyz is 200 and the consumer's first poll.
+    LogRecovery(RecoveryArgs),
     /// The read API (lucent-query) on a seeded store: listing latency, events
     /// throughput and memory; prints the Markdown report and writes it to --out.
     Query(QueryArgs),
@@ -78,6 +82,9 @@ struct AllArgs {
     /// Messages in the consumer scenario (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     consumer_messages: usize,
+    /// MiB of backlog in the log's recovery scenario (0 skips it).
+    #[arg(long, default_value_t = 1024)]
+    recovery_mib: u64,
     /// Key table sizes to compare.
     #[arg(long, value_delimiter = ',', default_value = "10,10000,1000000")]
     key_scales: Vec<usize>,
@@ -149,6 +156,18 @@ struct QueryArgs {
 }
 
 #[derive(Debug, Args)]
+struct RecoveryArgs {
+    /// MiB of backlog to fill the log with.
+    #[arg(long, default_value_t = 1024)]
+    mib: u64,
+    /// Rounds of SIGKILL and restart (the median counts).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    #[command(flatten)]
+    dirs: Dirs,
+}
+
+#[derive(Debug, Args)]
 struct LoadArgs {
     /// Server address, e.g. 127.0.0.1:8080.
     #[arg(long)]
@@ -191,6 +210,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Load(args) => load_once(args),
+        Command::LogRecovery(args) => log_recovery(args),
         Command::Query(args) => query(args),
     }
 }
@@ -231,6 +251,7 @@ fn all(a: AllArgs) -> anyhow::Result<()> {
         rounds: a.rounds,
         soak: Duration::from_secs_f64(a.soak_secs),
         consumer_messages: a.consumer_messages,
+        recovery_mib: a.recovery_mib,
         key_scales: a.key_scales,
         connection_scales: a.connections,
         pin: !a.no_pin,
@@ -245,6 +266,7 @@ fn all(a: AllArgs) -> anyhow::Result<()> {
         opts.rounds = 1;
         opts.soak = opts.soak.min(Duration::from_secs(10));
         opts.consumer_messages = opts.consumer_messages.min(2_000);
+        opts.recovery_mib = opts.recovery_mib.min(256);
         opts.key_scales.retain(|&n| n <= 10_000);
     }
     let text = scenarios::all(opts.clone())?;
@@ -281,6 +303,8 @@ fn load_once(a: LoadArgs) -> anyhow::Result<()> {
         observe: Vec::new(),
         sample_every: None,
         pool_offset: 0,
+        metrics: None,
+        disk: None,
     };
     let r = load::run(&spec, pool)?;
     println!(
@@ -297,6 +321,40 @@ fn load_once(a: LoadArgs) -> anyhow::Result<()> {
         ms(r.client_lag.value_at_quantile(0.99) as f64 / 1000.0),
         r.client_cpu_secs / r.seconds,
     );
+    Ok(())
+}
+
+fn log_recovery(a: RecoveryArgs) -> anyhow::Result<()> {
+    let bin_dir = bin_dir(a.dirs.bin_dir, &["lucent-ingest", "lucent-consumer"])?;
+    std::fs::create_dir_all(&a.dirs.work_dir)?;
+    let work = tempfile::Builder::new()
+        .prefix("recovery-")
+        .tempdir_in(&a.dirs.work_dir)?;
+    let keys_db = work.path().join("keys.db");
+    let keys = keys::seed(&keys_db, 100, 100)?;
+    let bodies = payload::bodies(1, 512, 24);
+    let pool = Arc::new(RequestPool::new(
+        1,
+        bodies.clone(),
+        &keys,
+        Mix::SMALL,
+        "127.0.0.1",
+        4096,
+    ));
+    let spec = RecoverySpec {
+        dir: work.path().to_path_buf(),
+        bin_dir,
+        backlog_bytes: a.mib << 20,
+        bodies,
+        pool,
+        keys_db,
+        cpus: None,
+        rounds: a.rounds.max(1),
+    };
+    let r = recovery::run(&spec)?;
+    let mut text = String::new();
+    recovery::table(&r).render(&mut text);
+    println!("{text}{}", recovery::summary(&r));
     Ok(())
 }
 

@@ -17,6 +17,10 @@ pub struct ProcSample {
     pub rss: u64,
     /// VmHWM (peak RSS since start or since the last [`reset_peak_rss`]), bytes.
     pub hwm: u64,
+    /// `write_bytes` of /proc/PID/io: bytes the process caused to be written
+    /// to storage (page cache pages it dirtied, counted once per dirtying);
+    /// 0 when the file cannot be read.
+    pub write_bytes: u64,
 }
 
 /// Clock ticks per second of /proc/PID/stat (`getconf CLK_TCK`; 100 on Linux).
@@ -57,6 +61,42 @@ pub fn sample(pid: u32, ticks: f64) -> Option<ProcSample> {
         cpu_secs: (utime + stime) / ticks,
         rss: kib("VmRSS:"),
         hwm: kib("VmHWM:"),
+        write_bytes: io_write_bytes(&dir).unwrap_or(0),
+    })
+}
+
+/// `write_bytes` of `DIR/io` (DIR: /proc/PID).
+fn io_write_bytes(dir: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("{dir}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Flush requests completed by the block device holding `path` (field 18 of
+/// /proc/diskstats, Linux ≥ 5.5): one per `fdatasync` that reached a disk
+/// with a write cache, plus the file system's journal commits, from every
+/// process on the machine.
+pub fn disk_flushes(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+    stats.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 18 && f[0] == major.to_string() && f[1] == minor.to_string())
+            .then(|| f[18].parse().ok())
+            .flatten()
+    })
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text `text`.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let value = rest.strip_prefix(' ')?;
+        value.trim().parse().ok()
     })
 }
 
@@ -246,5 +286,13 @@ mod tests {
     fn reads_this_process() {
         let s = sample(0, clock_ticks()).unwrap();
         assert!(s.rss > 0 && s.hwm >= s.rss);
+    }
+
+    #[test]
+    fn reads_metric_values() {
+        let text = "# TYPE a_total counter\na_total 12\na_total_x 3\nb{x=\"1\"} 4\n";
+        assert_eq!(metric_value(text, "a_total"), Some(12.0));
+        assert_eq!(metric_value(text, "b"), None);
+        assert_eq!(metric_value(text, "c"), None);
     }
 }

@@ -80,7 +80,7 @@ impl Report {
         }
         out.push('\n');
         let mut targets = Table::new(
-            "Targets (issue 7; reported, not asserted)",
+            "Targets (issues 7 and 16; reported, not asserted)",
             &["target", "measured", "verdict"],
         );
         for v in &self.verdicts {

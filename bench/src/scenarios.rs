@@ -6,6 +6,7 @@
 //! mixed in; (C) open-loop latency at 50% and 80% of each server's own maximum;
 //! (D) 1 and 1024 connections; (E) key tables of growing size; (F) the Kafka
 //! queue through tansu, when available; (G) the consumer against gunzip + parse;
+//! (I) recovery of the segment log after a SIGKILL with a large backlog;
 //! (H) a steady open-loop run watching RSS.
 //!
 //! Pinning (default on): servers run on the last core, the load generator (this
@@ -20,6 +21,7 @@
 //! - [`key_scaling`]: (E) key tables of growing size.
 //! - [`kafka`]: (F) the Kafka queue through tansu.
 //! - [`consumer`]: (G) the consumer against gunzip + parse.
+//! - [`recovery`]: (I) the log's recovery after a SIGKILL.
 //! - [`soak`]: (H) the steady run.
 //! - [`targets`]: every threshold and the sentence of its verdict.
 //! - [`preamble`]: date, machine, commit, pinning and load in the report's head.
@@ -41,6 +43,7 @@ mod kafka;
 mod key_scaling;
 mod measure;
 pub(crate) mod preamble;
+mod recovery;
 mod soak;
 mod targets;
 
@@ -72,6 +75,8 @@ pub struct Options {
     pub rounds: usize,
     pub soak: Duration,
     pub consumer_messages: usize,
+    /// MiB of backlog in the recovery scenario (0 skips it).
+    pub recovery_mib: u64,
     pub key_scales: Vec<usize>,
     pub connection_scales: Vec<usize>,
     pub pin: bool,
@@ -97,6 +102,8 @@ struct Bench {
     bodies: Vec<payload::Body>,
     runs: usize,
     report: Report,
+    /// Best closed-loop (req/s, wire MB/s) of ingest on the log in (A).
+    ingest_log_max: Option<(f64, f64)>,
 }
 
 /// Runs everything and writes the report; returns it.
@@ -154,6 +161,7 @@ pub fn all(opts: Options) -> anyhow::Result<String> {
         bodies,
         runs: 0,
         report: Report::default(),
+        ingest_log_max: None,
         opts,
     };
     bench.preamble(cores);
@@ -161,6 +169,7 @@ pub fn all(opts: Options) -> anyhow::Result<String> {
     bench.key_scaling()?;
     bench.kafka()?;
     bench.consumer()?;
+    bench.recovery()?;
     bench.soak(maxima.1)?;
 
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

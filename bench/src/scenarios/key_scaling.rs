@@ -19,7 +19,7 @@ impl Bench {
         }
         eprintln!("(E) key table size");
         let mut table = Table::new(
-            &format!("E. Key table size: lucent-ingest (SQLite queue), closed loop, {CONNECTIONS} connections, small gzip batches"),
+            &format!("E. Key table size: lucent-ingest (log queue), closed loop, {CONNECTIONS} connections, small gzip batches"),
             &["keys in table", "keys in the load", "req/s", "× smallest table", "CPU/request", "ready after start", "RSS at end of run", "peak RSS (life)"],
         )
         .note("Keys are inserted straight into the store file; the ingest process loads the whole table at start and checks it every 5 s (default `--key-refresh-ms`), reloading only when it changed; nothing changes during these runs, so the peak is the first load.");
@@ -41,7 +41,7 @@ impl Bench {
                 "127.0.0.1",
                 4096,
             ));
-            let mut server = self.start(Kind::Ingest, &db, None)?;
+            let mut server = self.start(Kind::IngestLog, &db, None)?;
             let r = self.load(
                 &mut server,
                 &pool,

@@ -17,6 +17,9 @@ use super::Bench;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Baseline,
+    /// lucent-ingest on the segment log (`log://`, the default embedded queue).
+    IngestLog,
+    /// lucent-ingest on the earlier SQLite queue (`sqlite://`).
     Ingest,
     NullQueue,
     Kafka,
@@ -26,7 +29,8 @@ impl Kind {
     pub(super) fn label(self) -> &'static str {
         match self {
             Kind::Baseline => "bare hyper",
-            Kind::Ingest => "lucent-ingest, SQLite queue",
+            Kind::IngestLog => "lucent-ingest, log queue (log://)",
+            Kind::Ingest => "lucent-ingest, SQLite queue (sqlite://)",
             Kind::NullQueue => "lucent-ingest front end, null queue (diagnostic)",
             Kind::Kafka => "lucent-ingest, Kafka queue (tansu)",
         }
@@ -34,7 +38,8 @@ impl Kind {
     pub(super) fn short(self) -> &'static str {
         match self {
             Kind::Baseline => "baseline",
-            Kind::Ingest => "ingest",
+            Kind::IngestLog => "ingest-log",
+            Kind::Ingest => "ingest-sqlite",
             Kind::NullQueue => "null-queue",
             Kind::Kafka => "ingest-kafka",
         }
@@ -48,6 +53,8 @@ pub(super) struct Server {
     /// Processes the server needs and whose cost is its cost (the broker).
     pub(super) helpers: Vec<Proc>,
     pub(super) addr: std::net::SocketAddr,
+    /// The admin port (/metrics, /readyz) of our servers.
+    pub(super) admin: Option<std::net::SocketAddr>,
     pub(super) ready_secs: f64,
     /// Highest VmHWM seen over the process's life.
     pub(super) peak_rss: u64,
@@ -82,7 +89,10 @@ impl Bench {
             ("LUCENT_ADMIN_LISTEN", admin.to_string()),
             (
                 "LUCENT_QUEUE",
-                queue.unwrap_or_else(|| "sqlite://data/queue.db".into()),
+                queue.unwrap_or_else(|| match kind {
+                    Kind::IngestLog => "log://data/queue".into(),
+                    _ => "sqlite://data/queue.db".into(),
+                }),
             ),
             ("LUCENT_STORE", "sqlite://data/lucent.db".into()),
             ("LUCENT_LOG", "warn".into()),
@@ -100,7 +110,7 @@ impl Bench {
             Kind::NullQueue => {
                 Proc::start("null-queue", &dir, &self.me, &["null-ingest"], &env, cpus)?
             }
-            Kind::Ingest | Kind::Kafka => Proc::start(
+            Kind::IngestLog | Kind::Ingest | Kind::Kafka => Proc::start(
                 "ingest",
                 &dir,
                 &self.opts.bin_dir.join("lucent-ingest"),
@@ -122,6 +132,7 @@ impl Bench {
             proc,
             helpers: Vec::new(),
             addr,
+            admin: (kind != Kind::Baseline).then_some(admin),
             ready_secs: started.elapsed().as_secs_f64(),
             peak_rss: 0,
         })
@@ -152,6 +163,8 @@ impl Bench {
             observe,
             sample_every,
             pool_offset: self.runs * 7919,
+            metrics: server.admin,
+            disk: Some(self.work.clone()),
         };
         self.runs += 1;
         let result = load::run(&spec, pool.clone())?;

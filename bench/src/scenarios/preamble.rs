@@ -14,7 +14,7 @@ impl Bench {
         let o = &self.opts;
         let pinning = match (&self.server_cpus, &self.client_cpus) {
             (Some(s), Some(c)) => format!(
-                "servers (and the broker) pinned to CPU {s}, load generator to CPU {c} with `taskset`; servers' tokio runtimes therefore run 1 worker thread (+ the SQLite writer thread on the same core)"
+                "servers (and the broker) pinned to CPU {s}, load generator to CPU {c} with `taskset`; servers' tokio runtimes therefore run 1 worker thread (+ the queue's writer thread, log or SQLite, on the same core)"
             ),
             _ => format!("unpinned: servers and load generator share {cores} cores"),
         };

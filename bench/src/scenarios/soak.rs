@@ -17,7 +17,7 @@ impl Bench {
         }
         eprintln!("(H) soak: {secs:.0} s at 50% of max");
         let keys_db = self.keys_db.clone();
-        let mut server = self.start(Kind::Ingest, &keys_db, None)?;
+        let mut server = self.start(Kind::IngestLog, &keys_db, None)?;
         let small = self.small.clone();
         let rate_per_sec = ingest_max_rps * 0.5;
         let r = self.load(
@@ -61,7 +61,7 @@ impl Bench {
         let max = series.iter().map(|s| s.1).max().unwrap_or(0);
         let pass = targets::soak_growth_is_none(growth, reference);
         let mut table = Table::new(
-            &format!("H. Steady run: lucent-ingest (SQLite queue), open loop at 50% of max, {OPEN_LOOP_CONNECTIONS} connections"),
+            &format!("H. Steady run: lucent-ingest (log queue), open loop at 50% of max, {OPEN_LOOP_CONNECTIONS} connections"),
             &["duration", "req/s", "p99", "p99.9", "RSS at reference", "RSS at end", "max RSS", "growth", "peak RSS (life)"],
         )
         .note(&format!(
