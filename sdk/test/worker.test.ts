@@ -2,6 +2,8 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { type WorkerLike, workerCompressor } from '../src/transport';
+import type { Deps } from '../src/types';
+import { harness, testGzip } from './helpers';
 
 /** A worker that answers like the real one (gzip, or `bytes: null`), on a later turn of the event loop. */
 class FakeWorker implements WorkerLike {
@@ -97,5 +99,36 @@ describe('workerCompressor', () => {
 
   it('is null where there is no compression at all', () => {
     expect(workerCompressor(null, () => new FakeWorker())).toBeNull();
+  });
+});
+
+// Serialization stays on the main thread (README, "Serialization stays on the main
+// thread": posting the events to the worker cost as much as JSON.stringify in
+// Chromium). What the worker does is gzip the very body the main thread built, so
+// a request is the same whichever thread compressed it.
+describe('the client with the compression worker', () => {
+  async function run(compress: Deps['compress'], failWorkerAfter?: FakeWorker) {
+    let n = 0;
+    const h = harness({}, { compress, newId: () => `fixed-${++n}` });
+    h.recorder.snapshot(0, 300_000, 'd'); // a large full snapshot: sent at once
+    await h.clock.advance(1);
+    if (failWorkerAfter) failWorkerAfter.onerror?.(new Event('error'));
+    h.recorder.events(1, 200, 500);
+    await h.client.flush();
+    return h.transport.posts;
+  }
+
+  it('sends byte for byte what the main-thread path sends, before and after the worker fails', async () => {
+    const main = await run(testGzip);
+    expect(main.length).toBeGreaterThanOrEqual(2);
+
+    const fallback = mainThread();
+    const w = new FakeWorker();
+    const viaWorker = await run(workerCompressor(fallback.compress, () => w), w);
+    expect(w.received).toHaveLength(1); // the snapshot's batch went through the worker…
+    expect(fallback.calls.length).toBe(main.length - 1); // …the rest through the fallback once it failed
+    expect(viaWorker.map((p) => p.headers)).toEqual(main.map((p) => p.headers));
+    expect(viaWorker.map((p) => p.raw)).toEqual(main.map((p) => p.raw));
+    expect(main.every((p) => p.headers['Content-Encoding'] === 'gzip' && p.raw[0] === 0x1f && p.raw[1] === 0x8b)).toBe(true);
   });
 });
