@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks (issue 7): builds release binaries and runs every scenario side by
-# side with its baseline (`lucent-bench all`): bare hyper vs lucent-ingest, the
-# consumer vs gunzip + parse, key-table and connection scaling, a steady run
-# watching RSS, and the Kafka queue through tansu when `tansu` is installed.
+# side with its baseline (`lucent-bench all`): bare hyper vs lucent-ingest on the
+# segment log (log://) and on the SQLite queue (sqlite://), the consumer on either
+# vs gunzip + parse, key-table and connection scaling, the log's recovery after
+# SIGKILL with a 1 GiB backlog (`--recovery-mib`; alone: `lucent-bench
+# log-recovery`), a steady run watching RSS, and the Kafka queue through tansu
+# when `tansu` is installed.
 # Prints a Markdown report and writes it to target/bench/latest.md.
 # `query` instead runs the read API's benchmark (`lucent-bench query`):
 # lucent-query on a seeded store of 100 000 sessions and a 256 MiB session;
