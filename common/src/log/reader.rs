@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use crate::backend::source::{BrokenMessage, QueueMessage, Source};
 use crate::domain::envelope::{Envelope, EnvelopeMeta};
 use crate::log::offsets::{read_committed, OffsetFile};
 use crate::log::record::{decode, Decoded};
-use crate::log::segments::{list_segments, segment_path, READ_CHUNK_BYTES};
+use crate::log::segments::{list_segments, segment_path, ReadAhead};
 use crate::log::writer::{read_durable, DURABLE_FILE};
 
 /// How long an idle `poll` waits before answering empty.
@@ -129,32 +128,10 @@ impl Source for LogSource {
 
 struct OpenSegment {
     base: u64,
-    file: File,
-    /// Bytes of the file from `buf_start`, not all parsed yet.
-    buf: Vec<u8>,
-    buf_start: u64,
-    /// Parsed up to here within `buf`.
-    at: usize,
-    /// Whether everything in `buf` after `at` was read since the last record
-    /// was parsed, so is what the file holds now.
+    bytes: ReadAhead,
+    /// Whether everything held after the parsed bytes was read since the last
+    /// record was parsed, so is what the file holds now.
     fresh: bool,
-}
-
-impl OpenSegment {
-    /// Reads more of the file after what `buf` holds; false at its end.
-    fn refill(&mut self) -> io::Result<bool> {
-        self.buf.drain(..self.at);
-        self.buf_start += self.at as u64;
-        self.at = 0;
-        let old = self.buf.len();
-        let want = READ_CHUNK_BYTES.max(old * 2);
-        self.buf.resize(want, 0);
-        let read = self
-            .file
-            .read_at(&mut self.buf[old..], self.buf_start + old as u64)?;
-        self.buf.truncate(old + read);
-        Ok(read > 0)
-    }
 }
 
 struct ReaderState {
@@ -199,7 +176,7 @@ impl ReaderState {
                 break;
             }
             let segment = self.segment.as_mut().expect("opened above");
-            let decoded = match decode(&segment.buf[segment.at..]) {
+            let decoded = match decode(segment.bytes.unparsed()) {
                 Decoded::Record(record, used) if record.offset == offset => {
                     Ok((record.headers.to_vec(), record.body.to_vec(), used))
                 }
@@ -214,10 +191,11 @@ impl ReaderState {
                     // torn tail that the writer has since cut off and written
                     // over: read them again before believing them.
                     if !segment.fresh {
-                        segment.buf.truncate(segment.at);
+                        segment.bytes.forget_unparsed();
                         segment.fresh = true;
                     }
                     if segment
+                        .bytes
                         .refill()
                         .map_err(|e| StoreError::unavailable_from("reading a segment", e))?
                     {
@@ -235,7 +213,7 @@ impl ReaderState {
                 }
             };
             segment.fresh = false;
-            segment.at += used;
+            segment.bytes.consume(used);
             self.next_offset += 1;
             bytes += body.len();
             out.push(QueueMessage {
@@ -272,24 +250,17 @@ impl ReaderState {
             }
             let file = File::open(segment_path(&self.dir, base))
                 .map_err(|e| StoreError::unavailable_from("opening a segment", e))?;
-            let mut segment = OpenSegment {
-                base,
-                file,
-                buf: Vec::new(),
-                buf_start: 0,
-                at: 0,
-                fresh: true,
-            };
+            let mut bytes = ReadAhead::new(file);
             // Skip the records before the wanted one.
             let mut at_offset = base;
             while at_offset < self.next_offset {
-                match decode(&segment.buf[segment.at..]) {
+                match decode(bytes.unparsed()) {
                     Decoded::Record(_, used) => {
-                        segment.at += used;
+                        bytes.consume(used);
                         at_offset += 1;
                     }
                     Decoded::Incomplete => {
-                        let more = segment
+                        let more = bytes
                             .refill()
                             .map_err(|e| StoreError::unavailable_from("reading a segment", e))?;
                         if !more {
@@ -299,6 +270,11 @@ impl ReaderState {
                     Decoded::Corrupt(why) => return Err(self.corrupt(at_offset, why)),
                 }
             }
+            let segment = OpenSegment {
+                base,
+                bytes,
+                fresh: true,
+            };
             self.segment = Some(segment);
         }
         Ok(())

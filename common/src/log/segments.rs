@@ -36,6 +36,64 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(bases)
 }
 
+/// A segment read forward in chunks, keeping the bytes not parsed yet.
+pub struct ReadAhead {
+    file: File,
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    buf_start: u64,
+    /// Parsed up to here within `buf`.
+    at: usize,
+}
+
+impl ReadAhead {
+    pub fn new(file: File) -> ReadAhead {
+        ReadAhead {
+            file,
+            buf: Vec::new(),
+            buf_start: 0,
+            at: 0,
+        }
+    }
+
+    /// The bytes read but not parsed yet.
+    pub fn unparsed(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+
+    /// Marks `bytes` more as parsed.
+    pub fn consume(&mut self, bytes: usize) {
+        self.at += bytes;
+    }
+
+    /// The file position of the first byte not parsed yet.
+    pub fn position(&self) -> u64 {
+        self.buf_start + self.at as u64
+    }
+
+    /// Drops the bytes read but not parsed: the next refill reads them again
+    /// from the file, as they are now.
+    pub fn forget_unparsed(&mut self) {
+        self.buf.truncate(self.at);
+    }
+
+    /// Reads more of the file after what is held; false at its end.
+    pub fn refill(&mut self) -> io::Result<bool> {
+        self.buf.drain(..self.at);
+        self.buf_start += self.at as u64;
+        self.at = 0;
+        let old = self.buf.len();
+        // At least a chunk, and twice what is held, so a record larger than
+        // a chunk is read whole in a few steps.
+        self.buf.resize(READ_CHUNK_BYTES.max(old * 2), 0);
+        let read = self
+            .file
+            .read_at(&mut self.buf[old..], self.buf_start + old as u64)?;
+        self.buf.truncate(old + read);
+        Ok(read > 0)
+    }
+}
+
 /// Where the valid records of a segment end, and what follows them.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ScanEnd {
@@ -52,48 +110,29 @@ pub struct ScanEnd {
 /// corrupt, or out of sequence ends them.
 pub fn scan(file: &File, base: u64) -> io::Result<ScanEnd> {
     let len = file.metadata()?.len();
-    let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
-    let (mut pos, mut next_offset) = (0u64, base);
-    let mut buf_start = 0u64;
+    let mut segment = ReadAhead::new(file.try_clone()?);
+    let mut next_offset = base;
     loop {
-        // Keep the unparsed tail, read more after it.
-        let consumed = (pos - buf_start) as usize;
-        buf.drain(..consumed);
-        buf_start = pos;
-        let want = READ_CHUNK_BYTES.max(buf.len() * 2);
-        let old = buf.len();
-        buf.resize(want, 0);
-        let read = file.read_at(&mut buf[old..], buf_start + old as u64)?;
-        buf.truncate(old + read);
-        let mut progressed = false;
-        let mut at = 0usize;
-        loop {
-            match decode(&buf[at..]) {
-                Decoded::Record(record, used) if record.offset == next_offset => {
-                    at += used;
-                    next_offset += 1;
-                    progressed = true;
-                }
-                Decoded::Incomplete if read > 0 => break,
-                _ => {
-                    let valid_bytes = buf_start + at as u64;
-                    return Ok(ScanEnd {
-                        valid_bytes,
-                        next_offset,
-                        trailing_bytes: len - valid_bytes,
-                    });
-                }
+        let more = match decode(segment.unparsed()) {
+            Decoded::Record(record, used) if record.offset == next_offset => Some(used),
+            Decoded::Incomplete => None,
+            _ => break,
+        };
+        match more {
+            Some(used) => {
+                segment.consume(used);
+                next_offset += 1;
             }
-        }
-        pos = buf_start + at as u64;
-        if !progressed && read == 0 {
-            return Ok(ScanEnd {
-                valid_bytes: pos,
-                next_offset,
-                trailing_bytes: len - pos,
-            });
+            None if segment.refill()? => {}
+            None => break,
         }
     }
+    let valid_bytes = segment.position();
+    Ok(ScanEnd {
+        valid_bytes,
+        next_offset,
+        trailing_bytes: len - valid_bytes,
+    })
 }
 
 /// Makes the directory entries of `dir` (new or removed files) durable.
