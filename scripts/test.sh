@@ -64,7 +64,7 @@ step "SDK: unit tests and browser end-to-end test"
 (cd sdk && npm ci --no-audit --no-fund && npm test && npm run e2e)
 
 # After the SDK step: the recording tests load the SDK bundle it builds.
-step "replay page: unit tests, committed bundle up to date, browser tests (recording to replay on SQLite and Kafka, hostile recordings)"
+step "replay page: unit tests, committed bundle up to date, browser tests (recording to replay on the embedded backends and on Kafka, hostile recordings)"
 (cd query/replay-ui && npm ci --no-audit --no-fund && npm test && npm run check && npm run e2e)
 
 step "fuzzing: 15 s per target, unoptimised build (README \"Fuzzing\")"
