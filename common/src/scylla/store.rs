@@ -282,7 +282,7 @@ pub use schema_step::{apply_schema, schema_cql, schema_status, SchemaReport};
 use cql::{execute, prepare, query_all, query_one, Cluster};
 use options::{
     check_keyspace, check_read_your_writes, check_replication, check_retention, check_transport,
-    Replication,
+    consistency_levels, Replication,
 };
 use rows::*;
 use statements::{KeyStatements, Statements};

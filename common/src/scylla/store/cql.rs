@@ -23,13 +23,7 @@ pub(crate) async fn connect(
     options: &ScyllaOptions,
 ) -> Result<Cluster, StoreError> {
     let keyspace = &check_keyspace(keyspace)?;
-    let write = parse_consistency(&options.consistency)?;
-    let read = match write {
-        // EACH_QUORUM is for writes only; a local quorum overlaps every datacenter's
-        // write quorum, so reads still see every acknowledged write.
-        Consistency::EachQuorum => Consistency::LocalQuorum,
-        other => other,
-    };
+    let (write, read) = consistency_levels(options)?;
     let session = open_session(nodes, options, write).await?;
     let state = session.get_cluster_state();
     let Some(metadata) = state.get_keyspace(keyspace) else {

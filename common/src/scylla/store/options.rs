@@ -225,6 +225,20 @@ pub fn parse_consistency(name: &str) -> Result<Consistency, StoreError> {
     })
 }
 
+/// The consistency levels of writes and reads that `options` ask for.
+pub(crate) fn consistency_levels(
+    options: &ScyllaOptions,
+) -> Result<(Consistency, Consistency), StoreError> {
+    let write = parse_consistency(&options.consistency)?;
+    let read = match write {
+        // EACH_QUORUM is for writes only; a local quorum overlaps every datacenter's
+        // write quorum, so reads still see every acknowledged write.
+        Consistency::EachQuorum => Consistency::LocalQuorum,
+        other => other,
+    };
+    Ok((write, read))
+}
+
 /// A keyspace name CQL takes unquoted: a letter, then letters, digits and `_`,
 /// 48 at most. CQL folds unquoted names to lower case, and the cluster's
 /// metadata names the keyspace so, so the name is returned folded.
@@ -276,6 +290,23 @@ mod tests {
         for bad in ["ANY", "SERIAL", "LOCAL_SERIAL", "", "quorums"] {
             assert!(!parse_consistency(bad).unwrap_err().is_retryable(), "{bad}");
         }
+    }
+
+    #[test]
+    fn each_quorum_writes_read_at_local_quorum_and_other_levels_read_at_themselves() {
+        let at = |level: &str| ScyllaOptions {
+            consistency: level.into(),
+            ..ScyllaOptions::default()
+        };
+        assert_eq!(
+            consistency_levels(&at("EACH_QUORUM")).unwrap(),
+            (Consistency::EachQuorum, Consistency::LocalQuorum)
+        );
+        assert_eq!(
+            consistency_levels(&at("quorum")).unwrap(),
+            (Consistency::Quorum, Consistency::Quorum)
+        );
+        assert!(consistency_levels(&at("SERIAL")).is_err());
     }
 
     #[test]

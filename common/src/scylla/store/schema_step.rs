@@ -218,12 +218,7 @@ pub async fn schema_status(
     options: &ScyllaOptions,
 ) -> Result<Option<RecordedSchema>, StoreError> {
     let keyspace = &check_keyspace(keyspace)?;
-    let read = parse_consistency(&options.consistency)?;
-    let read = if read == Consistency::EachQuorum {
-        Consistency::LocalQuorum
-    } else {
-        read
-    };
+    let (_, read) = consistency_levels(options)?;
     let session = cql::open_session(nodes, options, read).await?;
     let has_table = session
         .get_cluster_state()
