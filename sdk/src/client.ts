@@ -1,81 +1,12 @@
 import { Identity } from './identity';
+import { countFitting, newBatch, type Batch } from './batch';
+import type { LucentHandle, LucentState, LucentStats } from './handle';
+import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options';
 import { EventQueue, isSnapshot, utf8Length, type SerializedEvent } from './queue';
+import { parseRetryAfter, postWithTimeout } from './transport';
 import type { Deps, KeyValueStorage, RecordedEvent, TransportResponse } from './types';
 
 export const SDK_VERSION = '0.1.0';
-
-/** Options a site passes to `Lucent.init`. Defaults are in `DEFAULTS` (and the README). */
-export interface ClientOptions {
-  /** A public ingest key, `luc_pk_` + 32 hex characters. */
-  apiKey: string;
-  /** Base URL of the ingest service, e.g. `https://ingest.example.com`. */
-  endpoint: string;
-  /** Least time between two regular requests, in milliseconds. */
-  flushIntervalMs?: number;
-  /** Most events held in memory (waiting, or being retried); beyond it the oldest are dropped. */
-  maxBufferEvents?: number;
-  /** Most bytes of serialized events held in memory; beyond it the oldest are dropped. */
-  maxBufferBytes?: number;
-  /** Most events in one request (the server accepts 1..=10000). */
-  maxBatchEvents?: number;
-  /** Most bytes of (uncompressed) JSON in one request; under the server's 1 MiB limit even without gzip. */
-  maxBatchBytes?: number;
-  /** Most bytes in one beacon or keepalive body (browsers allow 64 KiB of keepalive data in flight). */
-  maxBeaconBytes?: number;
-  /** Backoff bound after the first failure, in milliseconds (doubles per failure). */
-  retryBaseMs?: number;
-  /** Cap on the backoff bound, in milliseconds. */
-  retryMaxMs?: number;
-  /** A request without an answer after this long is aborted and retried. */
-  requestTimeoutMs?: number;
-  /** A session without user activity for this long ends; the next activity starts a new one. */
-  idleTimeoutMs?: number;
-  /** A session never lasts longer than this; then a new one starts. */
-  maxSessionMs?: number;
-  /** A new full snapshot after this long (if anything happened), so long sessions stay seekable. 0: never. */
-  fullSnapshotEveryMs?: number;
-  /** Share of sessions recorded, 0..1 (decided once per tab). */
-  sampleRate?: number;
-  /** Nothing is sent before the session has lasted this long; shorter visits are never sent. */
-  minimumDurationMs?: number;
-  /** Record nothing until `grantConsent()` is called. */
-  requireConsent?: boolean;
-  /** Extra `metadata` sent with every batch (a function is called for each batch). */
-  metadata?: Record<string, unknown> | (() => Record<string, unknown>);
-}
-
-export const DEFAULTS = {
-  flushIntervalMs: 10_000,
-  maxBufferEvents: 50_000,
-  // 10 MiB of serialized events: minutes of a busy page, and a bound on memory.
-  maxBufferBytes: 10_485_760,
-  maxBatchEvents: 10_000,
-  // 1 MiB (1_048_576) is the server's default body limit; uncompressed JSON under
-  // it always fits, whether or not gzip is available.
-  maxBatchBytes: 1_000_000,
-  // The keepalive quota is 65_536 bytes; leave room for rounding in browsers' accounting.
-  maxBeaconBytes: 64_000,
-  retryBaseMs: 1_000,
-  retryMaxMs: 60_000,
-  requestTimeoutMs: 30_000,
-  idleTimeoutMs: 1_800_000,
-  maxSessionMs: 86_400_000,
-  fullSnapshotEveryMs: 300_000,
-  sampleRate: 1,
-  minimumDurationMs: 0,
-} as const;
-
-/** Options that may be 0 (all others must be positive). */
-const MAY_BE_ZERO = new Set<string>(['fullSnapshotEveryMs', 'sampleRate', 'minimumDurationMs']);
-
-type NumericOption = keyof typeof DEFAULTS;
-type ResolvedOptions = { -readonly [K in NumericOption]: number } & Pick<
-  ClientOptions,
-  'apiKey' | 'endpoint' | 'metadata' | 'requireConsent'
->;
-
-/** A Retry-After beyond this is treated as this: a bad proxy must not mute a page for hours. */
-const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
 /** Most keepalive requests sent at once on a tab switch (each at most `maxBeaconBytes`). */
 const HIDDEN_REQUESTS = 4;
@@ -85,61 +16,6 @@ export const OPT_OUT_KEY = 'lucent.optout';
 
 /** rrweb incremental sources that mean a user did something (mouse, scroll, resize, input, touch, media, drag, selection). */
 const USER_SOURCES = new Set([1, 2, 3, 4, 5, 6, 7, 12, 14]);
-
-export type LucentState = 'recording' | 'stopped' | 'disabled' | 'opted-out' | 'awaiting-consent' | 'sampled-out';
-
-export interface LucentStats {
-  /** Events waiting to be sent, including a batch being retried. */
-  bufferedEvents: number;
-  /** Bytes of those events, serialized (the batch being retried counted with its envelope). */
-  bufferedBytes: number;
-  /** Events dropped because the buffer was full. */
-  droppedEvents: number;
-  /** Events in batches the server refused as malformed (400/413/415) and that were dropped. */
-  rejectedEvents: number;
-  /** Batches accepted by the server (2xx) or handed to `sendBeacon`. */
-  sentBatches: number;
-  /** Events in those batches. */
-  sentEvents: number;
-  /**
-   * 'recording'; 'stopped' after `stop()`; 'disabled' after a 401; 'opted-out'
-   * after `optOut()`; 'awaiting-consent' with `requireConsent` before
-   * `grantConsent()`; 'sampled-out' when `sampleRate` left this tab out.
-   */
-  state: LucentState;
-}
-
-export interface LucentHandle {
-  readonly sessionId: string;
-  readonly windowId: string;
-  /** Send everything buffered now (unless the server asked to wait). Resolves when done. */
-  flush(): Promise<void>;
-  /** Stop recording, make one last attempt to send the buffer, and release timers and listeners. */
-  stop(): Promise<void>;
-  /** Stop recording, drop the buffer, and remember (localStorage) not to record in this browser. */
-  optOut(): void;
-  /** Undo `optOut()`, and record from now on. */
-  optIn(): void;
-  /** With `requireConsent`: start recording. */
-  grantConsent(): void;
-  stats(): LucentStats;
-}
-
-/** A batch whose seq is fixed. Its bytes are fixed once it went out: every retry sends the same. */
-interface Batch {
-  sid: string;
-  seq: number;
-  events: SerializedEvent[];
-  body: string;
-  bytes: number;
-  /** gzip of `body`, started once; `gz` holds the result when it is ready (null: not available). */
-  gzipping?: Promise<Uint8Array | null>;
-  gz?: Uint8Array | null;
-  /** A request carried it (it may have been stored: only a 413 means it surely was not). */
-  transmitted: boolean;
-  /** A keepalive request carrying it is on its way: it survives the page. */
-  keepaliveInFlight: boolean;
-}
 
 type Outcome =
   | { kind: 'accepted' }
@@ -203,15 +79,7 @@ export class Client implements LucentHandle {
   private readonly warned = new Set<string>();
 
   constructor(options: ClientOptions, private readonly deps: Deps) {
-    const o = { ...DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
-    for (const k of Object.keys(DEFAULTS) as NumericOption[]) {
-      const v = o[k];
-      const ok = Number.isFinite(v) && (MAY_BE_ZERO.has(k) ? v >= 0 : v > 0);
-      if (!ok) throw new TypeError(`Lucent: option ${k} must be a ${MAY_BE_ZERO.has(k) ? 'non-negative' : 'positive'} number`);
-    }
-    if (o.sampleRate > 1) throw new TypeError('Lucent: option sampleRate must be between 0 and 1');
-    // A batch never holds more than the buffer may.
-    o.maxBatchEvents = Math.min(o.maxBatchEvents, DEFAULTS.maxBatchEvents, o.maxBufferEvents);
+    const o = resolveOptions(options);
     this.opts = o;
     const base = options.endpoint.replace(/\/+$/, '');
     this.url = `${base}/api/sdk/replay`;
@@ -597,7 +465,7 @@ export class Client implements LucentHandle {
     batch.keepaliveInFlight = ka;
     let res: TransportResponse;
     try {
-      res = await this.post(body, headers, ka);
+      res = await postWithTimeout(this.deps, this.url, body, headers, ka, this.opts.requestTimeoutMs);
     } catch {
       return { kind: 'retry', delayMs: this.backoff() };
     } finally {
@@ -617,37 +485,6 @@ export class Client implements LucentHandle {
     const backoff = this.backoff();
     const delayMs = waitMs === null ? backoff : Math.max(waitMs, backoff) + Math.floor(this.deps.random() * this.opts.retryBaseMs);
     return { kind: 'retry', delayMs };
-  }
-
-  /** `transport.post` with a timeout: aborted (and counted as a network error) after `requestTimeoutMs`. */
-  private post(body: Uint8Array | string, headers: Record<string, string>, keepalive: boolean): Promise<TransportResponse> {
-    const { clock, transport } = this.deps;
-    const ctl = typeof AbortController === 'function' ? new AbortController() : undefined;
-    return new Promise<TransportResponse>((resolve, reject) => {
-      const timer = clock.setTimeout(() => {
-        ctl?.abort();
-        reject(new Error('timeout'));
-      }, this.opts.requestTimeoutMs);
-      const end = () => clock.clearTimeout(timer);
-      let p: Promise<TransportResponse>;
-      try {
-        p = transport.post(this.url, body, headers, { keepalive, signal: ctl?.signal });
-      } catch (e) {
-        end();
-        reject(e);
-        return;
-      }
-      p.then(
-        (r) => {
-          end();
-          resolve(r);
-        },
-        (e) => {
-          end();
-          reject(e);
-        },
-      );
-    });
   }
 
   /** Equal-jitter exponential backoff: uniform in [b/2, b), b = min(retryMaxMs, retryBaseMs * 2^attempt). */
@@ -778,8 +615,7 @@ export class Client implements LucentHandle {
   }
 
   private build(sid: string, seq: number, events: SerializedEvent[], env = this.envelope(sid, seq)): Batch {
-    const body = env[0] + events.map((e) => e.json).join(',') + env[1];
-    return { sid, seq, events, body, bytes: utf8Length(body), transmitted: false, keepaliveInFlight: false };
+    return newBatch(sid, seq, events, env);
   }
 
   /** The same seq with fewer events (the rest went back to the queue). */
@@ -844,37 +680,4 @@ export class Client implements LucentHandle {
     this.warned.add(key);
     this.deps.logger.warn(`[lucent] ${message}`);
   }
-}
-
-/** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, now: number): number | null {
-  if (value === null) return null;
-  const v = value.trim();
-  let ms: number;
-  if (/^\d+$/.test(v)) ms = Number(v) * 1000;
-  else {
-    const date = Date.parse(v);
-    if (Number.isNaN(date)) return null;
-    ms = Math.max(0, date - now);
-  }
-  return Math.min(ms, MAX_RETRY_AFTER_MS);
-}
-
-/** How many of `events` fit in a body of `maxBytes` around `env` (at least 1 unless `strict`). */
-function countFitting(events: SerializedEvent[], env: [string, string], maxBytes: number, strict: boolean): number {
-  let bytes = utf8Length(env[0]) + utf8Length(env[1]);
-  let count = 0;
-  while (count < events.length) {
-    const next = events[count].bytes + (count > 0 ? 1 : 0);
-    if (bytes + next > maxBytes && (count > 0 || strict)) break;
-    bytes += next;
-    count++;
-  }
-  return count;
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  const out = {} as T;
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
 }

@@ -1,5 +1,7 @@
 import type { eventWithTime, recordOptions } from 'rrweb';
-import { Client, type ClientOptions, type LucentHandle, type LucentStats } from './client';
+import { Client } from './client';
+import type { LucentHandle, LucentStats } from './handle';
+import type { ClientOptions } from './options';
 import { browserDeps } from './env';
 import type { RecordedEvent, Recorder } from './types';
 

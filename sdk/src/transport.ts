@@ -1,4 +1,4 @@
-import type { Compressor, Transport } from './types';
+import type { Clock, Compressor, Transport, TransportResponse } from './types';
 
 /**
  * The browser transport: `fetch` for regular sends, `navigator.sendBeacon` for
@@ -130,4 +130,59 @@ export function workerCompressor(fallback: Compressor, makeWorker: () => WorkerL
       }
     });
   };
+}
+
+/** A Retry-After beyond this is treated as this: a bad proxy must not mute a page for hours. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null, now: number): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  let ms: number;
+  if (/^\d+$/.test(v)) ms = Number(v) * 1000;
+  else {
+    const date = Date.parse(v);
+    if (Number.isNaN(date)) return null;
+    ms = Math.max(0, date - now);
+  }
+  return Math.min(ms, MAX_RETRY_AFTER_MS);
+}
+
+/** `transport.post` with a timeout: aborted (and rejected, like a network error) after `timeoutMs`. */
+export function postWithTimeout(
+  deps: { clock: Clock; transport: Transport },
+  url: string,
+  body: Uint8Array | string,
+  headers: Record<string, string>,
+  keepalive: boolean,
+  timeoutMs: number,
+): Promise<TransportResponse> {
+  const { clock, transport } = deps;
+  const ctl = typeof AbortController === 'function' ? new AbortController() : undefined;
+  return new Promise<TransportResponse>((resolve, reject) => {
+    const timer = clock.setTimeout(() => {
+      ctl?.abort();
+      reject(new Error('timeout'));
+    }, timeoutMs);
+    const end = () => clock.clearTimeout(timer);
+    let p: Promise<TransportResponse>;
+    try {
+      p = transport.post(url, body, headers, { keepalive, signal: ctl?.signal });
+    } catch (e) {
+      end();
+      reject(e);
+      return;
+    }
+    p.then(
+      (r) => {
+        end();
+        resolve(r);
+      },
+      (e) => {
+        end();
+        reject(e);
+      },
+    );
+  });
 }

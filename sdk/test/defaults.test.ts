@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, SDK_VERSION } from '../src/client';
+import { SDK_VERSION } from '../src/client';
+import { DEFAULTS } from '../src/options';
 
 describe('documentation', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

@@ -1,6 +1,7 @@
 /** Fakes for the client's seams: a manual clock, a scripted transport, a recorder we drive. */
 import { gunzipSync } from 'node:zlib';
-import { Client, type ClientOptions } from '../src/client';
+import { Client } from '../src/client';
+import type { ClientOptions } from '../src/options';
 import type { Clock, Deps, KeyValueStorage, Lifecycle, PostInit, RecordedEvent, Recorder, TransportResponse, Transport } from '../src/types';
 
 export const API_KEY = 'luc_pk_0123456789abcdef0123456789abcdef';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRetryAfter } from '../src/client';
+import { parseRetryAfter } from '../src/transport';
 import { accepted, harness, status } from './helpers';
 
 describe('5xx and network errors', () => {
