@@ -35,8 +35,8 @@ pub async fn open_store(
 }
 
 /// Opens only the key table of the store named by `url`, for processes that
-/// need nothing else (ingest, the `keys` commands). On ScyllaDB that creates the
-/// keyspace and `api_keys` alone and prepares only their statements; a SQLite
+/// need nothing else (ingest, the `keys` commands). On ScyllaDB that checks the
+/// keyspace's schema and prepares only the statements of `api_keys`; a SQLite
 /// store is one local file, cheap to open whole.
 pub async fn open_key_store(
     url: &StoreUrl,
