@@ -166,11 +166,13 @@ test('hostile recordings: no recorded script runs on the replay page', { timeout
         const iframe = replay.frames().find((f) => f !== replay.mainFrame() && f.parentFrame() === replay.mainFrame());
         const seen = await iframe.evaluate(provoke);
         await replay.waitForTimeout(1000);
-        assert.equal(seen.sandbox, 'allow-same-origin', 'rrweb iframe: sandboxed, scripts not allowed');
-        assert.ok(seen.handlers >= 2, `the replayed DOM carries the on* handlers (${seen.handlers})`);
-        assert.ok(seen.jsUrls >= 1, `the replayed DOM carries javascript: URLs (${seen.jsUrls})`);
+        // What ran first (the proof), then why nothing could.
         assert.equal(seen.pwned, null, 'nothing ran inside the replay frame');
         assert.equal(await replay.evaluate(() => window.__pwned ?? null), null, 'nothing reached the replay page');
+        assert.ok(seen.handlers >= 2, `the replayed DOM carries the on* handlers (${seen.handlers})`);
+        assert.ok(seen.jsUrls >= 1, `the replayed DOM carries javascript: URLs (${seen.jsUrls})`);
+        assert.equal(seen.sandbox, 'allow-same-origin', 'rrweb iframe: sandboxed, scripts not allowed');
+        assert.equal(seen.scripts, 0, 'rrweb rebuilds a recorded <script> as <noscript>');
         await screenshot(replay, `hostile-${name}`);
       });
     }

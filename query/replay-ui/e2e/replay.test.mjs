@@ -1,5 +1,5 @@
 // From recording to replay in a real browser, once per queue (the embedded
-// SQLite log, and Kafka through a tansu broker):
+// segment log, and Kafka through a tansu broker):
 //
 //   Chromium opens the SDK's test page (sdk/test-page) from another origin,
 //   types and clicks (each value becomes a list item), changes the DOM, and
@@ -10,11 +10,11 @@
 //   rrweb's iframe) holds the typed values and the final state.
 //
 // Also checked on the page: its security headers, the window picker, seeking,
-// a phone-width layout, and the messages for a refused key (401: asked again),
+// a phone-width layout (player, list, key field), and the messages for a refused key (401: asked again),
 // an unknown session (404) and an unreachable server.
 //
 // Screenshots go to target/replay-e2e/; LUCENT_UPDATE_SCREENSHOT=1 also writes
-// the README's docs/replay-page.png (from the SQLite run).
+// the README's docs/replay-page.png (from the embedded run).
 // Needs the debug binaries (`cargo build --bins`), the SDK's bundle
 // (`npm run build` in sdk/), Chromium, and for Kafka the tansu broker.
 
@@ -214,6 +214,30 @@ for (const queue of ['embedded', 'kafka']) {
         const stage = await page.locator('#stage').boundingBox();
         assert.ok(stage.width <= 390, `the player fits (${stage.width}px)`);
         await screenshot(page, `${queue}-phone`);
+        // The list, its rows stacked: the long first URL does not widen the page.
+        await page.evaluate(() => {
+          location.hash = '#/';
+        });
+        const item = page.locator(`a.session[data-session-id="${first.sessionId}"]`);
+        await item.waitFor({ timeout: 10_000 });
+        const listOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(listOverflow <= 0, `the list is ${listOverflow}px wider than the phone`);
+        for (const part of ['.url', '.duration', '.badge', '.agent']) {
+          const box = await item.locator(part).boundingBox();
+          assert.ok(box && box.width > 0 && box.x >= 0 && box.x + box.width <= 390, `${part} within the phone's width: ${JSON.stringify(box)}`);
+        }
+        await screenshot(page, `${queue}-phone-list`);
+        // The Secret key field, in a tab that has no key yet.
+        const fresh = await viewing.newPage();
+        await fresh.setViewportSize({ width: 390, height: 844 });
+        await fresh.goto(`${stack.queryUrl}/`);
+        const input = fresh.locator('input[name="secretKey"]');
+        await input.waitFor({ timeout: 10_000 });
+        const inputBox = await input.boundingBox();
+        assert.ok(inputBox.x >= 0 && inputBox.x + inputBox.width <= 390, `the key field fits: ${JSON.stringify(inputBox)}`);
+        assert.ok(await fresh.locator('#key-form button[type="submit"]').isVisible());
+        assert.ok((await fresh.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)) <= 0, 'the key form fits');
+        await fresh.close();
         await page.setViewportSize({ width: 1280, height: 720 });
       });
 

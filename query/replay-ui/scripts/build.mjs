@@ -5,7 +5,7 @@
 //   app.js      src/main.js and rrweb's Replayer, one minified IIFE
 //   app.css     rrweb's player styles and ours
 //   manifest.json  SHA-256 of every input (src/*, this script, package.json,
-//                  package-lock.json) and every output; query/tests/replay_page.rs
+//                  package-lock.json) and every output; query/tests/api/page.rs
 //                  recomputes the inputs' to catch a dist/ older than its sources.
 //
 // Usage: node scripts/build.mjs OUTDIR
@@ -59,7 +59,7 @@ fs.copyFileSync(path.join(ROOT, 'src/index.html'), path.join(out, 'index.html'))
 const hashes = (files, dir) => Object.fromEntries(files.map((f) => [f, sha256(fs.readFileSync(path.join(dir, f)))]));
 const outputs = ['app.css', 'app.js', 'index.html'];
 const manifest = {
-  comment: 'Written by scripts/build.mjs; checked by query/tests/replay_page.rs. Do not edit.',
+  comment: 'Written by scripts/build.mjs; checked by query/tests/api/page.rs. Do not edit.',
   inputs: hashes(inputFiles(), ROOT),
   outputs: hashes(outputs, out),
 };

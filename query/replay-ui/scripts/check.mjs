@@ -1,6 +1,6 @@
 // Fails when the committed dist/ is not what the sources and the lockfile
 // build today: rebuilds into a temporary directory and compares every file
-// byte for byte. (query/tests/replay_page.rs checks the same without Node,
+// byte for byte. (query/tests/api/page.rs checks the same without Node,
 // through the hashes in dist/manifest.json.)
 
 import { execFileSync } from 'node:child_process';

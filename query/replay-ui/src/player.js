@@ -79,11 +79,12 @@ function sessionHeader(row, chosen) {
     const select = el(
       'select',
       { id: 'window-picker', name: 'window' },
-      row.windows.map((w, i) =>
+      row.windows.map((w) =>
         el(
           'option',
           { value: w.windowId, selected: w.windowId === chosen },
-          `Tab ${i + 1}: ${w.windowId.slice(0, 8) || '(default)'}… (${w.batches} batch${w.batches === 1 ? '' : 'es'})`,
+          // No ordinal: the API lists windows by id, not in the order the tabs were opened.
+          `Tab ${w.windowId.slice(0, 8) || '(default)'}${w.windowId.length > 8 ? '…' : ''} (${w.batches} batch${w.batches === 1 ? '' : 'es'})`,
         ),
       ),
     );
@@ -121,6 +122,8 @@ class Player {
       SPEEDS.map((s) => el('option', { value: String(s) }, `${s}×`)),
     );
     this.skip = el('input', { type: 'checkbox', id: 'skip-inactive', checked: true });
+    /** Shown while rrweb fast-forwards through a stretch without user activity. */
+    this.skipping = el('span', { class: 'skipping', id: 'skipping', role: 'status', hidden: true });
     this.controls = el(
       'div',
       { class: 'controls' },
@@ -129,8 +132,14 @@ class Player {
       this.time,
       this.speed,
       el('label', { class: 'skip' }, this.skip, ' Skip inactivity'),
+      this.skipping,
     );
-    this.element = el('section', { class: 'player', id: 'player', 'data-state': 'loading', 'data-events': '0' }, this.viewport, this.controls);
+    this.element = el(
+      'section',
+      { class: 'player', id: 'player', 'data-state': 'loading', 'data-events': '0', 'data-skips': '0' },
+      this.viewport,
+      this.controls,
+    );
     root.append(this.element);
 
     this.playButton.addEventListener('click', () => this.toggle());
@@ -228,6 +237,18 @@ class Player {
     });
     this.buffered = [];
     this.replayer.on('resize', () => this.fit());
+    // rrweb decides to skip when it plays the last event before a long quiet
+    // stretch (with skipInactive on), and ends the skip at the next user action.
+    this.replayer.on('skip-start', ({ speed }) => {
+      this.element.dataset.skips = String(Number(this.element.dataset.skips) + 1);
+      this.element.dataset.skipping = 'true';
+      this.skipping.textContent = `Skipping inactivity (${speed}×)…`;
+      this.skipping.hidden = false;
+    });
+    this.replayer.on('skip-end', () => {
+      delete this.element.dataset.skipping;
+      this.skipping.hidden = true;
+    });
     this.replayer.on('finish', () => {
       if (this.element.dataset.stream === 'streaming') {
         // Played everything received so far: wait for more, then go on.
