@@ -21,7 +21,7 @@ use lucent_common::process::metric_names as m;
 use lucent_testkit::socket::{
     connect_and_send, read_until_closed, text, write_everything, H2_EMPTY_SETTINGS, H2_PREFACE,
 };
-use lucent_testkit::{gzip, metric_value_at};
+use lucent_testkit::{gzip, metric_value_at, wait_for_metric_at};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -105,23 +105,11 @@ async fn connections_without_a_request_are_closed_after_the_first_request_deadli
     assert_eq!(reply.status, 200);
     // Counted as each connection task ends, which may be just after its
     // socket closed; the TLS bytes are refused by hyper, counted as `error`.
-    let deadline = tokio::time::Instant::now() + GUARD;
-    loop {
-        let timed_out = counter(
-            &server,
-            m::INGEST_CONNECTIONS_CLOSED,
-            "first_request_timeout",
-        )
-        .await;
-        if timed_out - timed_out_before >= 4.0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{timed_out_before} → {timed_out}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let series = format!(
+        "{}{{reason=\"first_request_timeout\"}}",
+        m::INGEST_CONNECTIONS_CLOSED
+    );
+    wait_for_metric_at(server.admin_addr, &series, timed_out_before + 4.0, GUARD).await;
 }
 
 #[tokio::test]

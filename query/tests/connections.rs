@@ -38,27 +38,11 @@ fn idle_options() -> Options {
     options
 }
 
-/// The value of `lucent_query_connections_closed_total{reason="…"}`.
-async fn closed(server: &TestServer, reason: &str) -> f64 {
-    let series = format!("{}{{reason=\"{reason}\"}}", m::QUERY_CONNECTIONS_CLOSED);
-    lucent_testkit::metric_value_at(server.admin_addr, &series).await
-}
-
 /// Waits until at least `count` connections were counted closed for `reason`
 /// (counted as the connection task ends, just after the socket closed).
 async fn wait_closed(server: &TestServer, reason: &str, count: f64) {
-    let deadline = tokio::time::Instant::now() + GUARD;
-    loop {
-        let seen = closed(server, reason).await;
-        if seen >= count {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{seen} connections closed `{reason}`, expected {count}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let series = format!("{}{{reason=\"{reason}\"}}", m::QUERY_CONNECTIONS_CLOSED);
+    lucent_testkit::wait_for_metric_at(server.admin_addr, &series, count, GUARD).await;
 }
 
 #[tokio::test]

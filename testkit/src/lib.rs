@@ -10,7 +10,7 @@
 //!   its [`ServerHandle`] is dropped.
 //! - [`gzip`]: bodies gzip-compressed as SDKs send them, and gzip bombs.
 //! - [`metrics`]: fetching the Prometheus text an admin port serves at
-//!   `/metrics`, and reading series out of it.
+//!   `/metrics`, reading series out of it, and waiting for one to reach a value.
 //! - [`socket`]: raw TCP clients for connection-level tests (writing bytes,
 //!   reading until the server closes, HTTP/2 preface bytes).
 
@@ -22,5 +22,8 @@ pub mod socket;
 
 pub use client::{send, try_send, Reply};
 pub use gzip::{gzip, gzip_level, gzip_zeros};
-pub use metrics::{metric_sum, metric_value, metric_value_at, metrics_text, series_names};
+pub use metrics::{
+    metric_sum, metric_value, metric_value_at, metrics_text, series_names, wait_for_metric,
+    wait_for_metric_at,
+};
 pub use server::{ServerHandle, StopSignal};

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -39,6 +40,49 @@ pub async fn metrics_text(admin: SocketAddr) -> String {
 pub async fn metric_value_at(admin: SocketAddr, series: &str) -> f64 {
     let text = metrics_text(admin).await;
     metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// Waits until one series ([`metric_value`]) served by the admin port `admin`
+/// reaches `at_least`, and returns the value seen. See [`wait_for_metric`].
+pub async fn wait_for_metric_at(
+    admin: SocketAddr,
+    series: &str,
+    at_least: f64,
+    guard: Duration,
+) -> f64 {
+    let wanted = |value: f64| value >= at_least;
+    wait_for_metric(admin, series, guard, wanted, || {
+        format!("expected at least {at_least}")
+    })
+    .await
+}
+
+/// Polls one series ([`metric_value`]) served by the admin port `admin` until
+/// `wanted` holds for its value, and returns that value. Counters that a task
+/// bumps as it ends (a closed connection, a drained request) are seen a moment
+/// after the event a test caused. If `wanted` does not hold within `guard` (a
+/// hang guard, not a timing check), panics with the series, its last value and
+/// `context()` (what was expected, a process's log).
+pub async fn wait_for_metric(
+    admin: SocketAddr,
+    series: &str,
+    guard: Duration,
+    wanted: impl Fn(f64) -> bool,
+    context: impl Fn() -> String,
+) -> f64 {
+    let deadline = tokio::time::Instant::now() + guard;
+    loop {
+        let seen = metric_value_at(admin, series).await;
+        if wanted(seen) {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} on {admin} is {seen} after {guard:?}: {}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The metric name of a sample line (`name` of `name{labels} value`).

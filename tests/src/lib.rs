@@ -27,7 +27,7 @@ pub mod tansu;
 
 pub use lucent_testkit::{
     gzip, gzip_level, gzip_zeros, metric_sum, metric_value, metric_value_at, metrics_text,
-    series_names,
+    series_names, wait_for_metric, wait_for_metric_at,
 };
 
 /// Path of one of our binaries next to the test executable (`target/<profile>/NAME`).

@@ -103,19 +103,13 @@ impl Pipeline {
 
     /// Waits until `series` satisfies `wanted` (described by `what`).
     pub async fn wait_metric(&self, series: &str, what: &str, wanted: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + GUARD;
-        loop {
-            let value = self.metric(series).await;
-            if wanted(value) {
-                return value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{series} is {value}, not {what}, after {GUARD:?}; ingest log:\n{}",
+        wait_for_metric(self.ingest.admin, series, GUARD, wanted, || {
+            format!(
+                "not {what}; ingest log:\n{}",
                 tail_lines(&self.ingest.process.log_text(), 40)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        })
+        .await
     }
 
     pub fn peak_rss(&self) -> u64 {
