@@ -50,7 +50,7 @@ pub async fn migrate_sqlite_queue(
                 Err(broken) => (broken.headers_json, broken.body.into()),
             };
             log.append(headers, body).await.map_err(|e| {
-                StoreError::unavailable(format!("appending to {}: {e}", to.display()))
+                StoreError::unavailable_from(format!("appending to {}", to.display()), e)
             })?;
             messages += 1;
         }

@@ -84,7 +84,7 @@ impl LogSource {
             work(&mut state)
         })
         .await
-        .map_err(|e| StoreError::unavailable(format!("log reader task failed: {e}")))?
+        .map_err(|e| StoreError::unavailable_from("log reader task failed", e))?
     }
 }
 

@@ -113,10 +113,10 @@ impl StoreArgs {
         let password = match (&self.scylla_password_file, env_password) {
             (Some(path), _) => std::fs::read_to_string(path)
                 .map_err(|e| {
-                    StoreError::permanent(format!(
-                        "cannot read --scylla-password-file {}: {e}",
-                        path.display()
-                    ))
+                    StoreError::permanent_from(
+                        format!("cannot read --scylla-password-file {}", path.display()),
+                        e,
+                    )
                 })?
                 // A Secret written with `echo` ends in a newline that is not part of it.
                 .trim_end_matches(['\r', '\n'])
