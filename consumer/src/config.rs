@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use lucent_common::open::backend_url::QueueUrl;
 use lucent_common::open::kafka_flags::KafkaFlags;
+use lucent_common::open::operator::SchemaPlan;
 use lucent_common::open::store_flags::{days_to_secs, StoreArgs};
-use lucent_common::scylla::store::SchemaPlan;
 
 use crate::pipeline::PipelineLimits;
 use crate::process::ProcessLimits;

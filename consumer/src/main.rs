@@ -3,11 +3,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use lucent_common::domain::clock::now_ms;
-use lucent_common::kafka::topics::create_topics;
 use lucent_common::open::backend_url::redact_url;
 use lucent_common::open::backends::Store;
+use lucent_common::open::operator::{create_topics, migrate_queue, schema_cql};
 use lucent_common::open::store_flags::StoreArgs;
-use lucent_common::scylla::store::schema_cql;
 use lucent_consumer::config::{
     Cli, Command, DlqCommand, QueueCommand, RunConfig, SchemaCommand, SessionsCommand,
     TopicsCommand,
@@ -34,20 +33,12 @@ async fn main() -> anyhow::Result<()> {
             to,
             consumer_group,
         })) => {
-            use lucent_common::open::backend_url::QueueUrl;
-            let (QueueUrl::Sqlite(from), QueueUrl::Log(to)) = (&from, &to) else {
-                anyhow::bail!(
-                    "queue migrate moves a sqlite:// queue into a log://, not {from} into {to}"
-                );
-            };
-            let migrated =
-                lucent_common::log::migrate::migrate_sqlite_queue(from, to, &consumer_group)
-                    .await
-                    .with_context(|| format!("cannot migrate {}", from.display()))?;
+            let migrated = migrate_queue(&from, &to, &consumer_group)
+                .await
+                .with_context(|| format!("cannot migrate {from}"))?;
             println!(
-                "moved {} messages of group {consumer_group} into log://{}; the old queue is now {}",
+                "moved {} messages of group {consumer_group} into {to}; the old queue is now {}",
                 migrated.messages,
-                to.display(),
                 migrated.renamed_to.display()
             );
             Ok(())
@@ -58,13 +49,10 @@ async fn main() -> anyhow::Result<()> {
             replication,
             kafka,
         })) => {
-            let lucent_common::open::backend_url::QueueUrl::Kafka { brokers } = &queue else {
-                anyhow::bail!("topics create needs a kafka:// queue, not {queue}");
-            };
-            create_topics(brokers, partitions, replication, &kafka.overrides()?)
+            create_topics(&queue, partitions, replication, &kafka.overrides()?)
                 .await
-                .with_context(|| format!("cannot create topics on {brokers}"))?;
-            eprintln!("topics ready on {brokers}");
+                .with_context(|| format!("cannot create topics on {queue}"))?;
+            eprintln!("topics ready on {queue}");
             Ok(())
         }
     }

@@ -148,9 +148,10 @@ const KAFKA_ENVELOPE_OVERHEAD_BYTES: usize = 64 * 1024;
 impl ServeConfig {
     /// Refuses combinations that cannot work, naming the flag to change.
     pub fn validate(&self) -> Result<(), String> {
-        let largest = lucent_common::kafka::config::MESSAGE_MAX_BYTES;
-        if matches!(self.queue, QueueUrl::Kafka { .. })
-            && self.max_body_bytes + KAFKA_ENVELOPE_OVERHEAD_BYTES > largest
+        if let Some(largest) = self
+            .queue
+            .max_message_bytes()
+            .filter(|&largest| self.max_body_bytes + KAFKA_ENVELOPE_OVERHEAD_BYTES > largest)
         {
             return Err(format!(
                 "--max-body-bytes {} does not fit a Kafka message of at most {largest} bytes with its headers; \

@@ -17,6 +17,17 @@ pub enum QueueUrl {
     Kafka { brokers: String },
 }
 
+impl QueueUrl {
+    /// The largest message the queue takes, headers included, when it has a
+    /// limit of its own (Kafka's `message.max.bytes`, as we configure it).
+    pub fn max_message_bytes(&self) -> Option<usize> {
+        match self {
+            QueueUrl::Kafka { .. } => Some(crate::kafka::config::MESSAGE_MAX_BYTES),
+            QueueUrl::Log(_) | QueueUrl::Sqlite(_) => None,
+        }
+    }
+}
+
 /// Where keys and sessions live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
