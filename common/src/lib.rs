@@ -9,7 +9,8 @@
 //! - [`sqlite`]: the embedded store, and the earlier embedded queue (group-committed SQLite files).
 //! - [`kafka`]: the distributed queue.
 //! - [`scylla`]: the distributed store.
-//! - [`open`]: backend URLs and flags, and opening a backend from them.
+//! - [`open`]: backend URLs and flags, opening a backend from them, and the
+//!   operator commands that belong to one backend (topics, schema, queue moves).
 //! - [`process`]: admin HTTP, telemetry, metric names, shutdown, the refresh
 //!   of an in-memory table, and what the HTTP servers share (timeout flags,
 //!   binding, hyper connection settings, the accept step, the connection
