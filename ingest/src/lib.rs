@@ -14,7 +14,18 @@
 //! - [`key_events`]: key changes announced through Redis pub/sub, for revocation in about a second.
 //! - [`rate_limit`]: the per-key sliding window, and this process's own.
 //! - [`redis_limiter`]: the window shared by all replicas through Redis, with the local fallback.
+//! - [`request_metrics`]: the request path's metric handles, registered once.
 //! - [`keys_cli`]: `keys create|revoke|list`.
+//!
+//! A request, from socket to acknowledgement: [`server::run`] accepts it
+//! (`lucent_common::process::http_server::accept`, shared with `lucent-query`)
+//! and runs the connection under `process::connection::supervise` (deadlines,
+//! limits); hyper hands each request to [`app::App::respond`], which finds the
+//! key ([`key_cache`]), applies the limit ([`rate_limit`]), reads the body
+//! ([`body`]) and builds a `domain::envelope::Envelope`; then
+//! `backend::publisher::Publisher::publish` on the queue the URL named (on the
+//! default queue `common/src/log/writer.rs`: one group commit, one `fdatasync`)
+//! returns once the body is durable, and only then is the 202 written.
 
 pub mod api_error;
 pub mod app;
