@@ -165,7 +165,7 @@ pub enum SessionsCommand {
         /// Only sessions first received at or after this time (RFC 3339); default: the retention period ago.
         #[arg(long)]
         since: Option<String>,
-        /// Only sessions first received at or before this time (RFC 3339); default: no limit.
+        /// Only sessions first received at or before this time (RFC 3339); default, and at most: an hour from now, as in the read API.
         #[arg(long)]
         until: Option<String>,
         #[command(flatten)]

@@ -128,14 +128,12 @@ async fn sessions(command: SessionsCommand) -> anyhow::Result<()> {
             store,
             retention,
         } => {
-            let since_ms = match since {
-                Some(text) => read_cli::parse_time_ms(&text)?,
-                None => now_ms().saturating_sub(retention.millis()),
-            };
-            let until_ms = match until {
-                Some(text) => read_cli::parse_time_ms(&text)?,
-                None => i64::MAX as u64,
-            };
+            let (since_ms, until_ms) = read_cli::listing_range(
+                since.as_deref(),
+                until.as_deref(),
+                now_ms(),
+                retention.millis(),
+            )?;
             let store = open(&store).await?;
             read_cli::list_sessions(
                 store.as_ref(),

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use lucent_common::backend::error::StoreError;
-use lucent_common::backend::session_store::{PageRequest, SessionReader};
+use lucent_common::backend::session_store::{listing_until, PageRequest, SessionReader};
 use lucent_common::domain::codec::zstd_decompress;
 use lucent_common::domain::session_row::{self, format_time_ms, SessionRow};
 
@@ -44,6 +44,26 @@ pub enum ReadError {
 /// Parses an RFC 3339 time into epoch milliseconds.
 pub fn parse_time_ms(text: &str) -> Result<u64, ReadError> {
     session_row::parse_time_ms(text).ok_or_else(|| ReadError::BadTime(text.to_string()))
+}
+
+/// The receipt-time range `sessions list` reads at `now_ms`, as the read API
+/// reads it: `since` defaults to the retention period ago, and `until` (by
+/// default, too) reaches at most [`LISTING_AHEAD_MS`](listing_until) past now.
+pub fn listing_range(
+    since: Option<&str>,
+    until: Option<&str>,
+    now_ms: u64,
+    retention_ms: u64,
+) -> Result<(u64, u64), ReadError> {
+    let since_ms = match since {
+        Some(text) => parse_time_ms(text)?,
+        None => now_ms.saturating_sub(retention_ms),
+    };
+    let until_ms = match until {
+        Some(text) => parse_time_ms(text)?,
+        None => u64::MAX,
+    };
+    Ok((since_ms, listing_until(until_ms, now_ms)))
 }
 
 /// Writes the sessions of `org` first received in `[since_ms, until_ms]`, newest
@@ -160,6 +180,33 @@ pub async fn list_dead_letters(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listing_range_is_the_read_apis() {
+        const HOUR_MS: u64 = 3_600_000;
+        let now = parse_time_ms("2026-12-06T12:00:00Z").unwrap();
+        let retention = 30 * 24 * HOUR_MS;
+        assert_eq!(
+            listing_range(None, None, now, retention).unwrap(),
+            (now - retention, now + HOUR_MS)
+        );
+        // A far `until` reaches no further than a default one.
+        let (since, until) = listing_range(
+            Some("2026-12-01T00:00:00Z"),
+            Some("2030-01-01T00:00:00Z"),
+            now,
+            retention,
+        )
+        .unwrap();
+        assert_eq!(since, parse_time_ms("2026-12-01T00:00:00Z").unwrap());
+        assert_eq!(until, now + HOUR_MS);
+        let (_, until) = listing_range(None, Some("2026-12-05T00:00:00Z"), now, retention).unwrap();
+        assert_eq!(until, parse_time_ms("2026-12-05T00:00:00Z").unwrap());
+        assert!(matches!(
+            listing_range(Some("yesterday"), None, now, retention),
+            Err(ReadError::BadTime(_))
+        ));
+    }
 
     #[tokio::test]
     async fn listing_follows_cursors_through_every_page() {

@@ -2,7 +2,7 @@
 //! stream and erasure, each within the caller's organization.
 
 use http::{HeaderMap, Response, StatusCode};
-use lucent_common::backend::session_store::{PageRequest, SessionSummary};
+use lucent_common::backend::session_store::{listing_until, PageRequest, SessionSummary};
 use lucent_common::process::metric_names as m;
 use serde::Serialize;
 
@@ -19,9 +19,6 @@ use lucent_common::domain::session_row::{parse_time_ms, SessionRow};
 pub const DEFAULT_LIMIT: usize = 100;
 /// Most sessions per page: a page is folded in memory from its chunk summaries.
 pub const MAX_LIMIT: usize = 1000;
-/// How far past now a listing without `until` reaches, so that a session
-/// received by a replica whose clock runs a little ahead is not left out.
-const DEFAULT_UNTIL_AHEAD_MS: u64 = 3_600_000;
 
 /// A page of the listing.
 #[derive(Debug, Serialize)]
@@ -106,7 +103,8 @@ impl App {
             None => {
                 let now = self.clock.now_ms();
                 let since_ms = since.unwrap_or(now.saturating_sub(self.limits.retention_ms));
-                let until_ms = until.unwrap_or(now.saturating_add(DEFAULT_UNTIL_AHEAD_MS));
+                // Without `until`, as far as any listing reaches.
+                let until_ms = until.unwrap_or_else(|| listing_until(u64::MAX, now));
                 if since_ms > until_ms {
                     return Err(ApiError::BadRequest("since is after until".into()));
                 }
@@ -120,7 +118,7 @@ impl App {
             .list_sessions(
                 &caller.org_id,
                 since_ms,
-                until_ms,
+                listing_until(until_ms, self.clock.now_ms()),
                 &PageRequest { limit, after },
             )
             .await

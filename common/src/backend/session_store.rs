@@ -131,6 +131,19 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// How far past the reader's clock a listing reaches. Receipt times come from
+/// the ingest servers' clocks, and one running a little ahead must not hide its
+/// sessions; no reader looks further, so that a listing with a far `until` does
+/// not read (on ScyllaDB) an hour partition per hour of it.
+pub const LISTING_AHEAD_MS: u64 = 3_600_000;
+
+/// The `until` a listing reads at `now_ms`: at most [`LISTING_AHEAD_MS`] past it.
+/// The read API and the CLI both cap with it, so that every store lists the
+/// same sessions whatever `until` was asked for.
+pub fn listing_until(until_ms: u64, now_ms: u64) -> u64 {
+    until_ms.min(now_ms.saturating_add(LISTING_AHEAD_MS))
+}
+
 /// What the read API and the CLI read. No read returns an erased session.
 #[async_trait]
 pub trait SessionReader: Send + Sync {
@@ -140,6 +153,8 @@ pub trait SessionReader: Send + Sync {
     /// also while sessions are being written: a session's first-received time
     /// never changes once stored. A page holds at most `page.limit` sessions,
     /// and no store holds more than about one page in memory to make it.
+    /// Callers cap `until_ms` with [`listing_until`] (ScyllaDB reads no hour
+    /// partition past it in any case).
     ///
     /// A cursor the store cannot read is a permanent error.
     async fn list_sessions(

@@ -155,8 +155,8 @@ use crate::backend::error::StoreError;
 use crate::backend::key_store::{KeyRecord, KeyStore};
 use crate::backend::secret_store::{SecretRecord, SecretStore};
 use crate::backend::session_store::{
-    Chunk, ChunkMeta, ChunkPosition, DeadLetter, DeadLetterSummary, PageRequest, SessionPage,
-    SessionReader, SessionStore, SessionSummary, Written,
+    listing_until, Chunk, ChunkMeta, ChunkPosition, DeadLetter, DeadLetterSummary, PageRequest,
+    SessionPage, SessionReader, SessionStore, SessionSummary, Written,
 };
 use crate::domain::api_key::ApiKey;
 use crate::domain::clock::{Clock, SystemClock};

@@ -52,7 +52,7 @@ pub(super) fn hours_to_scan(
     now_ms: u64,
     retention_ms: u64,
 ) -> RangeInclusive<u64> {
-    let newest = until_ms.min(now_ms.saturating_add(HOUR_MS));
+    let newest = listing_until(until_ms, now_ms);
     let oldest = since_ms.max(now_ms.saturating_sub(retention_ms.saturating_add(DAY_MS)));
     oldest / HOUR_MS..=newest / HOUR_MS
 }
