@@ -299,6 +299,9 @@ mod tests {
         async fn key_table_version(&self) -> Result<Option<u64>, StoreError> {
             Ok(*self.1.lock().unwrap())
         }
+        async fn org_keys(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+            unreachable!()
+        }
         async fn create(&self, _: &KeyRecord) -> Result<(), StoreError> {
             unreachable!()
         }

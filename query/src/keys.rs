@@ -80,19 +80,11 @@ fn parse_create(body: &[u8]) -> Result<CreateKey, ApiError> {
 impl App {
     /// The caller's organization's keys, oldest first.
     async fn org_keys(&self, caller: &Caller) -> Result<Vec<KeyRecord>, ApiError> {
-        // The key table has no per-organization read; it is small next to
-        // sessions, and this is an admin operation.
-        let mut keys: Vec<KeyRecord> = self
-            .stores
+        self.stores
             .keys
-            .load_all()
+            .org_keys(&caller.org_id)
             .await
-            .map_err(|e| ApiError::from_store(e, "load keys"))?
-            .into_iter()
-            .filter(|k| *k.org_id == *caller.org_id)
-            .collect();
-        keys.sort_by_key(|k| (k.created_at_ms, k.key));
-        Ok(keys)
+            .map_err(|e| ApiError::from_store(e, "load keys"))
     }
 
     /// `GET /api/v1/keys`.

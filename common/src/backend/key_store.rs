@@ -31,6 +31,11 @@ pub trait KeyStore: Send + Sync {
     /// Every key, revoked ones included (so a cache can learn of revocations).
     async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError>;
 
+    /// The keys of one organization, revoked ones included, oldest first (ties
+    /// by key). One partition read on ScyllaDB, an index range on SQLite: the
+    /// read API lists them on every `GET /api/v1/keys`.
+    async fn org_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, StoreError>;
+
     /// Adds a key; creating the same key twice is a permanent error.
     async fn create(&self, record: &KeyRecord) -> Result<(), StoreError>;
 

@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 /// The version of the schema this build reads and writes. Raise it with every
 /// change a service depends on, and teach [`apply`](crate::scylla::store::apply_schema)
 /// to migrate from the previous one.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The row of `lucent_schema` that holds the version.
 pub const SCHEMA_ROW: &str = "lucent";
@@ -218,10 +218,24 @@ pub const PROCESSING_ATTEMPTS: Table = Table {
     expiry: Expiry::Fixed(crate::scylla::attempts::TTL_SECS as u32),
 };
 
+/// The keys of each organization, for the read API's `/api/v1/keys`: one
+/// partition per organization instead of a scan of `api_keys`. Only the key
+/// itself: `api_keys` stays the one place of its limit and revocation. Added in
+/// schema version 2; the schema step fills it from `api_keys` when it migrates.
+pub const API_KEYS_BY_ORG: Table = Table {
+    name: "api_keys_by_org",
+    columns: r#"org_id text,
+    "key" text,
+    PRIMARY KEY (org_id, "key")"#,
+    clustering_order: None,
+    expiry: Expiry::Never,
+};
+
 /// Every table of the schema, in creation order.
-pub const TABLES: [Table; 11] = [
+pub const TABLES: [Table; 12] = [
     LUCENT_SCHEMA,
     API_KEYS,
+    API_KEYS_BY_ORG,
     SECRET_KEYS,
     SESSION_CHUNKS,
     SESSION_BATCHES,

@@ -12,6 +12,13 @@
 //!   alone would create a half row) and leaves an earlier revocation time alone.
 //!   `api_keys` is also [`ScyllaKeyStore`], a store of its own for processes
 //!   that need only the public keys (ingest, the `keys` commands).
+//! - [`API_KEYS_BY_ORG`](super::schema::API_KEYS_BY_ORG):
+//!   `api_keys_by_org (org_id, key)`, the read API's list of an organization's
+//!   keys in one partition read; their rows are then read from `api_keys` by
+//!   key. Written before `api_keys` when a key is created, so every key in
+//!   `api_keys` is listed (an entry whose key row a crash left unwritten lists
+//!   nothing). Not a secondary index: those need views, which keyspaces with
+//!   tablets (ScyllaDB 6) do not have.
 //!
 //! - [`SESSION_CHUNKS`](super::schema::SESSION_CHUNKS):
 //!   `session_chunks ((org_id, session_id), window_id, seq, part)`. One partition
@@ -164,8 +171,8 @@ use crate::domain::secret_key::{Scope, SecretDigest};
 use crate::scylla::attempts::AttemptStatements;
 use crate::scylla::errors::{fail, to_store_error};
 use crate::scylla::schema::{
-    check_recorded, RecordedSchema, LUCENT_SCHEMA, OBSOLETE_TABLES, SCHEMA_ROW, SCHEMA_VERSION,
-    TABLES,
+    check_recorded, RecordedSchema, API_KEYS, API_KEYS_BY_ORG, LUCENT_SCHEMA, OBSOLETE_TABLES,
+    SCHEMA_ROW, SCHEMA_VERSION, TABLES,
 };
 use crate::scylla::tls::{tls_context, TlsOptions};
 use scylla::cluster::metadata::Strategy;

@@ -19,6 +19,31 @@ pub async fn created_keys_load_with_their_org_and_rate_limit_override(store: Arc
     assert_eq!(loaded, vec![plain, premium]);
 }
 
+pub async fn an_organizations_keys_are_its_own_oldest_first_revoked_included(
+    store: Arc<dyn Store>,
+) {
+    let now = now_ms();
+    let newest = key_record("org-a", Some(600), now + 2);
+    let oldest = key_record("org-a", None, now);
+    let other = key_record("org-b", None, now + 1);
+    for record in [&newest, &oldest, &other] {
+        store.create(record).await.unwrap();
+    }
+    assert!(store.revoke(oldest.key, now + 10).await.unwrap());
+    let mut revoked = oldest.clone();
+    revoked.revoked_at_ms = Some(now + 10);
+
+    assert_eq!(
+        store.org_keys("org-a").await.unwrap(),
+        vec![revoked, newest]
+    );
+    assert_eq!(store.org_keys("org-b").await.unwrap(), vec![other]);
+    assert_eq!(store.org_keys("org-c").await.unwrap(), vec![]);
+    // Organization ids are exact: no prefix or case folding.
+    assert_eq!(store.org_keys("org").await.unwrap(), vec![]);
+    assert_eq!(store.org_keys("ORG-A").await.unwrap(), vec![]);
+}
+
 pub async fn revoking_twice_keeps_the_first_revocation_time(store: Arc<dyn Store>) {
     let now = now_ms();
     let record = key_record("org-a", None, now);
@@ -50,5 +75,8 @@ pub async fn creating_an_existing_key_is_a_permanent_error(store: Arc<dyn Store>
     let err = store.create(&hijack).await.unwrap_err();
     assert!(!err.is_retryable(), "{err}");
 
-    assert_eq!(store.load_all().await.unwrap(), vec![original]);
+    assert_eq!(store.load_all().await.unwrap(), vec![original.clone()]);
+    // The refused create left no trace in either organization's list.
+    assert_eq!(store.org_keys("org-a").await.unwrap(), vec![original]);
+    assert_eq!(store.org_keys("org-b").await.unwrap(), vec![]);
 }

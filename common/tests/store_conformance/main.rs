@@ -63,6 +63,7 @@ macro_rules! conformance {
 
 conformance!(
     created_keys_load_with_their_org_and_rate_limit_override,
+    an_organizations_keys_are_its_own_oldest_first_revoked_included,
     revoking_twice_keeps_the_first_revocation_time,
     revoking_an_unknown_key_returns_false_and_creates_nothing,
     creating_an_existing_key_is_a_permanent_error,

@@ -101,3 +101,47 @@ async fn a_writer_must_keep_the_retention_the_keyspace_was_sized_for() {
         .expect("the writer's retention is the keyspace's now");
     drop_keyspace(&node, &keyspace).await;
 }
+
+#[tokio::test]
+#[ignore = "needs a ScyllaDB node: LUCENT_TEST_SCYLLA=host:port cargo test -- --ignored"]
+async fn migrating_from_version_1_lists_the_existing_keys_by_organization() {
+    use lucent_common::backend::key_store::KeyStore;
+
+    let node = scylla_node();
+    let keyspace = fresh_keyspace();
+    apply_test_schema(&node, &keyspace).await;
+    // Make it a version 1 keyspace: keys in `api_keys` only, no list by org.
+    let session = ::scylla::client::session_builder::SessionBuilder::new()
+        .known_node(&node)
+        .build()
+        .await
+        .expect("the node was reachable a moment ago");
+    let record = key_record("org-a", None, now_ms());
+    for cql in [
+        format!("DROP TABLE {keyspace}.api_keys_by_org"),
+        format!(
+            "INSERT INTO {keyspace}.api_keys (\"key\", org_id, created_at) VALUES ('{}', 'org-a', {})",
+            record.key, record.created_at_ms
+        ),
+        format!("UPDATE {keyspace}.lucent_schema SET version = 1 WHERE name = 'lucent'"),
+    ] {
+        session.query_unpaged(cql, ()).await.unwrap();
+    }
+    let nodes = from_ref(&node);
+    let refused = ScyllaKeyStore::connect(nodes, &keyspace, &ScyllaOptions::default()).await;
+    assert!(refused
+        .err()
+        .expect("version 1 is refused")
+        .to_string()
+        .contains("schema apply"));
+
+    let migrated = apply_test_schema(&node, &keyspace).await;
+    assert_eq!(migrated.previous.map(|p| p.version), Some(1));
+    assert_eq!(migrated.created_tables, vec!["api_keys_by_org"]);
+    assert_eq!(migrated.keys_listed_by_org, Some(1));
+    let keys = ScyllaKeyStore::connect(nodes, &keyspace, &ScyllaOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(keys.org_keys("org-a").await.unwrap(), vec![record]);
+    drop_keyspace(&node, &keyspace).await;
+}

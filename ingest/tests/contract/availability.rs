@@ -56,6 +56,9 @@ impl KeyStore for FlakyKeyStore {
             Err(StoreError::unavailable("down for the test"))
         }
     }
+    async fn org_keys(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        unreachable!()
+    }
     async fn create(&self, _: &KeyRecord) -> Result<(), StoreError> {
         unreachable!()
     }

@@ -2,12 +2,18 @@
 //! every ingest replica, and the read API's secret keys, read whole by every
 //! query replica.
 //!
+//! An organization's keys are listed from `api_keys_by_org`, one partition,
+//! and then read by key.
+//!
 //! The public keys are also a store of their own, [`ScyllaKeyStore`]: ingest
-//! and the `keys` commands need nothing else, and opening it prepares four
+//! and the `keys` commands need nothing else, and opening it prepares seven
 //! statements instead of the whole store's. The whole store holds one and
 //! answers [`KeyStore`] calls through it.
 
 use super::*;
+
+/// Key rows read at once when listing an organization's keys.
+const KEY_READS_IN_FLIGHT: usize = 16;
 
 /// The `api_keys` table alone, in a ScyllaDB keyspace.
 pub struct ScyllaKeyStore {
@@ -52,22 +58,39 @@ impl KeyStore for ScyllaKeyStore {
             "reading keys",
         )
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                // A row that is not a well-formed key of an organization (say, written
-                // by hand) can never authenticate anything.
-                Some(KeyRecord {
-                    key: ApiKey::parse(&r.key)?,
-                    org_id: r.org_id?,
-                    rate_limit_per_minute: r
-                        .rate_limit_per_minute
-                        .and_then(|l| u32::try_from(l).ok()),
-                    created_at_ms: r.created_at.map(to_u64).unwrap_or(0),
-                    revoked_at_ms: r.revoked_at.map(to_u64),
-                })
+        Ok(rows.into_iter().filter_map(KeyRow::into_record).collect())
+    }
+
+    async fn org_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let keys: Vec<(String,)> = query_all(
+            &self.session,
+            &self.statements.select_org_keys,
+            (org_id,),
+            "reading an organization's keys",
+        )
+        .await?;
+        // A few keys an organization: their rows are read side by side.
+        let rows: Vec<Option<KeyRow>> = stream::iter(keys)
+            .map(|(key,)| {
+                query_one::<KeyRow>(
+                    &self.session,
+                    &self.statements.select_key_row,
+                    (key,),
+                    "reading a key",
+                )
             })
-            .collect())
+            .buffered(KEY_READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut records: Vec<KeyRecord> = rows
+            .into_iter()
+            .flatten()
+            .filter_map(KeyRow::into_record)
+            // The listing row names the organization; the key row is the truth.
+            .filter(|r| r.org_id == org_id)
+            .collect();
+        records.sort_by_key(|r| (r.created_at_ms, r.key));
+        Ok(records)
     }
 
     async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {
@@ -79,6 +102,15 @@ impl KeyStore for ScyllaKeyStore {
                 record.key.key_id()
             )));
         }
+        // Listed first: a key in `api_keys` is then always in its organization's
+        // list (module doc of the store).
+        execute(
+            &self.session,
+            &self.statements.insert_org_key,
+            (&record.org_id, &key),
+            "listing a key under its organization",
+        )
+        .await?;
         execute(
             &self.session,
             &self.statements.insert_key,
@@ -109,6 +141,10 @@ impl KeyStore for ScyllaKeyStore {
 impl KeyStore for ScyllaStore {
     async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.keys.load_all().await
+    }
+
+    async fn org_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.keys.org_keys(org_id).await
     }
 
     async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {

@@ -263,6 +263,22 @@ pub(super) struct KeyRow {
     pub(super) revoked_at: Option<i64>,
 }
 
+impl KeyRow {
+    /// The record of a well-formed key of an organization; None for a row that
+    /// is not (say, one written by hand), which can never authenticate anything.
+    pub(super) fn into_record(self) -> Option<KeyRecord> {
+        Some(KeyRecord {
+            key: ApiKey::parse(&self.key)?,
+            org_id: self.org_id?,
+            rate_limit_per_minute: self
+                .rate_limit_per_minute
+                .and_then(|l| u32::try_from(l).ok()),
+            created_at_ms: self.created_at.map(to_u64).unwrap_or(0),
+            revoked_at_ms: self.revoked_at.map(to_u64),
+        })
+    }
+}
+
 /// A row of `secret_keys`. Every column but the id may be null in a row written
 /// by hand.
 #[derive(DeserializeRow)]

@@ -23,6 +23,8 @@ pub struct SchemaReport {
     pub altered_tables: Vec<&'static str>,
     /// Tables of earlier layouts still in the keyspace ([`OBSOLETE_TABLES`]).
     pub obsolete_tables: Vec<&'static str>,
+    /// Keys of an earlier schema copied into `api_keys_by_org` (None: none to copy).
+    pub keys_listed_by_org: Option<u64>,
     /// What `lucent_schema` holds now.
     pub recorded: RecordedSchema,
 }
@@ -48,6 +50,13 @@ impl std::fmt::Display for SchemaReport {
                 f,
                 "set TTL and compaction of: {}",
                 self.altered_tables.join(", ")
+            )?;
+        }
+        if let Some(keys) = self.keys_listed_by_org {
+            writeln!(
+                f,
+                "listed {keys} existing keys by organization in {}",
+                API_KEYS_BY_ORG.name
             )?;
         }
         for table in &self.obsolete_tables {
@@ -166,6 +175,16 @@ pub async fn apply_schema(
         .await
         .map_err(|e| StoreError::unavailable_from("reading the new schema", e))?;
 
+    // Version 2 added `api_keys_by_org`: the keys written before it are copied
+    // in. Copying again is harmless, so a step that failed halfway just reruns.
+    let keys_listed_by_org = if existing_tables.contains(API_KEYS.name)
+        && previous.is_none_or(|p| p.version < 2)
+    {
+        Some(list_keys_by_org(&session, keyspace, every_dc_consistency(&session, keyspace)).await?)
+    } else {
+        None
+    };
+
     let recorded = RecordedSchema {
         version: SCHEMA_VERSION,
         retention_secs: plan.retention_secs,
@@ -176,17 +195,7 @@ pub async fn apply_schema(
         LUCENT_SCHEMA.name
     ));
     insert.set_is_idempotent(true);
-    // A quorum in every datacenter, so that a service reading at LOCAL_QUORUM
-    // anywhere (or QUORUM) sees it. EACH_QUORUM needs NetworkTopologyStrategy.
-    let every_dc = session
-        .get_cluster_state()
-        .get_keyspace(keyspace)
-        .is_some_and(|ks| matches!(ks.strategy, Strategy::NetworkTopologyStrategy { .. }));
-    insert.set_consistency(if every_dc {
-        Consistency::EachQuorum
-    } else {
-        Consistency::Quorum
-    });
+    insert.set_consistency(every_dc_consistency(&session, keyspace));
     session
         .query_unpaged(
             insert,
@@ -206,8 +215,63 @@ pub async fn apply_schema(
         created_tables,
         altered_tables,
         obsolete_tables,
+        keys_listed_by_org,
         recorded,
     })
+}
+
+/// A quorum in every datacenter, so that a service reading at LOCAL_QUORUM
+/// anywhere (or QUORUM) sees the step's writes. EACH_QUORUM needs
+/// NetworkTopologyStrategy.
+fn every_dc_consistency(session: &Session, keyspace: &str) -> Consistency {
+    let every_dc = session
+        .get_cluster_state()
+        .get_keyspace(keyspace)
+        .is_some_and(|ks| matches!(ks.strategy, Strategy::NetworkTopologyStrategy { .. }));
+    if every_dc {
+        Consistency::EachQuorum
+    } else {
+        Consistency::Quorum
+    }
+}
+
+/// Copies every key of `api_keys` into `api_keys_by_org`, page by page (the
+/// one full read of `api_keys` outside the ingest replicas' key tables, once
+/// per migration). Rows without an organization are left out, as every read
+/// leaves them out. Returns how many keys were copied.
+async fn list_keys_by_org(
+    session: &Session,
+    keyspace: &str,
+    consistency: Consistency,
+) -> Result<u64, StoreError> {
+    const WHAT: &str = "copying api_keys into api_keys_by_org";
+    let mut select = Statement::new(format!(
+        r#"SELECT "key", org_id FROM {keyspace}.{}"#,
+        API_KEYS.name
+    ));
+    select.set_consistency(Consistency::Quorum);
+    let mut insert = session
+        .prepare(format!(
+            r#"INSERT INTO {keyspace}.{} (org_id, "key") VALUES (?, ?)"#,
+            API_KEYS_BY_ORG.name
+        ))
+        .await
+        .map_err(fail(WHAT))?;
+    insert.set_consistency(consistency);
+    insert.set_is_idempotent(true);
+    let mut rows = session
+        .query_iter(select, ())
+        .await
+        .map_err(fail(WHAT))?
+        .rows_stream::<(String, Option<String>)>()
+        .map_err(fail(WHAT))?;
+    let mut copied = 0;
+    while let Some((key, org_id)) = rows.try_next().await.map_err(fail(WHAT))? {
+        let Some(org_id) = org_id else { continue };
+        cql::execute(session, &insert, (org_id, key), WHAT).await?;
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 /// What `lucent_schema` of `keyspace` holds, without changing anything (None:
@@ -285,22 +349,27 @@ mod tests {
         let report = SchemaReport {
             keyspace: "lucent".into(),
             created_keyspace: false,
-            previous: None,
-            created_tables: vec!["lucent_schema"],
+            previous: Some(RecordedSchema {
+                version: 1,
+                retention_secs: 30 * 86_400,
+            }),
+            created_tables: vec!["api_keys_by_org"],
             altered_tables: vec!["api_keys", "sessions"],
             obsolete_tables: vec!["sessions_by_hour"],
+            keys_listed_by_org: Some(3),
             recorded: RecordedSchema {
-                version: 1,
+                version: 2,
                 retention_secs: 90 * 86_400,
             },
         };
         assert_eq!(
             report.to_string(),
-            "keyspace lucent had no recorded schema version\n\
-             created tables: lucent_schema\n\
+            "keyspace lucent had schema version 1 for 2592000 s of retention\n\
+             created tables: api_keys_by_org\n\
              set TTL and compaction of: api_keys, sessions\n\
+             listed 3 existing keys by organization in api_keys_by_org\n\
              table lucent.sessions_by_hour is no longer used: DROP TABLE it once nothing in it is needed\n\
-             keyspace lucent is at schema version 1 for 7776000 s (90 days) of retention; \
+             keyspace lucent is at schema version 2 for 7776000 s (90 days) of retention; \
              the consumer and lucent-query must keep the same retention"
         );
     }

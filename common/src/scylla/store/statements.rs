@@ -10,6 +10,9 @@ pub(super) struct KeyStatements {
     pub(super) select_keys: PreparedStatement,
     pub(super) select_key: PreparedStatement,
     pub(super) revoke_key: PreparedStatement,
+    pub(super) insert_org_key: PreparedStatement,
+    pub(super) select_org_keys: PreparedStatement,
+    pub(super) select_key_row: PreparedStatement,
 }
 
 impl KeyStatements {
@@ -34,6 +37,22 @@ impl KeyStatements {
             .await?,
             select_key: p(r#"SELECT revoked_at FROM api_keys WHERE "key" = ?"#, read).await?,
             revoke_key: p(r#"UPDATE api_keys SET revoked_at = ? WHERE "key" = ?"#, write).await?,
+            insert_org_key: p(
+                r#"INSERT INTO api_keys_by_org (org_id, "key") VALUES (?, ?)"#,
+                write,
+            )
+            .await?,
+            select_org_keys: p(
+                r#"SELECT "key" FROM api_keys_by_org WHERE org_id = ?"#,
+                read,
+            )
+            .await?,
+            select_key_row: p(
+                r#"SELECT "key", org_id, rate_limit_per_minute, created_at, revoked_at
+                   FROM api_keys WHERE "key" = ?"#,
+                read,
+            )
+            .await?,
         })
     }
 }

@@ -10,23 +10,33 @@ use crate::backend::secret_store::{SecretRecord, SecretStore};
 use crate::domain::api_key::ApiKey;
 use crate::domain::secret_key::{Scope, SecretDigest};
 
-#[async_trait]
-impl KeyStore for SqliteStore {
-    async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<(String, String, Option<i64>, i64, Option<i64>)> = self.reader.read(|conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT key, org_id, rate_limit_per_minute, created_at, revoked_at FROM api_keys",
-                )?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-                    .collect();
+impl SqliteStore {
+    /// The well-formed keys `sql` selects (key, org, limit, created, revoked),
+    /// with `org_id` as its one parameter if given. A row that is not a
+    /// well-formed key can never authenticate anything.
+    async fn read_keys(
+        &self,
+        sql: &'static str,
+        org_id: Option<String>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        type Row = (String, String, Option<i64>, i64, Option<i64>);
+        let rows: Vec<Row> = self
+            .reader
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let row = |r: &rusqlite::Row<'_>| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                };
+                let rows = match &org_id {
+                    Some(org_id) => stmt.query_map([org_id], row)?.collect(),
+                    None => stmt.query_map([], row)?.collect(),
+                };
                 rows
             })
             .await?;
         Ok(rows
             .into_iter()
             .filter_map(|(key, org_id, limit, created, revoked)| {
-                // A row that is not a well-formed key can never authenticate anything.
                 Some(KeyRecord {
                     key: ApiKey::parse(&key)?,
                     org_id,
@@ -36,6 +46,29 @@ impl KeyStore for SqliteStore {
                 })
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn load_all(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.read_keys(
+            "SELECT key, org_id, rate_limit_per_minute, created_at, revoked_at FROM api_keys",
+            None,
+        )
+        .await
+    }
+
+    async fn org_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = self
+            .read_keys(
+                "SELECT key, org_id, rate_limit_per_minute, created_at, revoked_at
+                 FROM api_keys INDEXED BY api_keys_by_org WHERE org_id = ?1",
+                Some(org_id.to_string()),
+            )
+            .await?;
+        keys.sort_by_key(|r| (r.created_at_ms, r.key));
+        Ok(keys)
     }
 
     async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {

@@ -9,6 +9,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
+-- The read API lists an organization's keys.
+CREATE INDEX IF NOT EXISTS api_keys_by_org ON api_keys (org_id, created_at, key);
 -- Bumped by triggers, so every writer (this code, an older binary, the sqlite3
 -- shell) moves it and a cache that saw the same number has the whole table.
 CREATE TABLE IF NOT EXISTS api_keys_version (
