@@ -17,13 +17,13 @@ use lucent_common::backend::session_store::{SessionReader, SessionStore};
 use lucent_common::domain::clock::Clock;
 use lucent_common::domain::secret_key::{Scope, SecretKey};
 use lucent_common::process::metric_names as m;
-use tokio::sync::Semaphore;
 
 use crate::api_error::ApiError;
-use crate::body::{json_response, Body};
+use crate::body::{json_response, Body, OpenRequest};
 use crate::page::{self, Asset};
 use crate::rate_limit::{Decision, SecretLimiter};
 use crate::secret_cache::{Caller, Lookup, SecretCache};
+use crate::stream_slots::StreamSlots;
 
 /// Limits and settings of request handling.
 #[derive(Debug, Clone)]
@@ -34,6 +34,11 @@ pub struct AppLimits {
     pub retention_ms: u64,
     /// Event streams sent at once; past it, 503.
     pub max_event_streams: usize,
+    /// Event streams of one organization sent at once; past it, 503.
+    pub max_event_streams_per_org: usize,
+    /// How long an event stream waits for its client to take a frame before
+    /// giving up on it.
+    pub event_stream_stall_timeout: Duration,
     /// Time allowed to receive a whole request body.
     pub body_read_timeout: Duration,
 }
@@ -55,7 +60,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub limits: AppLimits,
     /// Event-stream slots.
-    pub(crate) streams: Arc<Semaphore>,
+    pub(crate) streams: Arc<StreamSlots>,
 }
 
 /// What a request asks for, once its path and method are known.
@@ -252,7 +257,11 @@ impl App {
     pub fn new(stores: Stores, clock: Arc<dyn Clock>, limits: AppLimits) -> App {
         use lucent_common::process::telemetry::zero_counter;
         zero_counter(m::QUERY_AUTH_FAILURES, "reason", &AUTH_FAILURE_REASONS);
-        zero_counter(m::QUERY_STREAM_ERRORS, "reason", &["store", "corrupt"]);
+        zero_counter(
+            m::QUERY_STREAM_ERRORS,
+            "reason",
+            &["store", "corrupt", "stalled"],
+        );
         zero_counter(m::QUERY_STORE_ERRORS, "kind", &["retryable", "permanent"]);
         for name in [
             m::QUERY_RATE_LIMITED,
@@ -272,7 +281,7 @@ impl App {
                 limits.rate_limit_per_minute,
                 clock.clone(),
             )),
-            streams: Arc::new(Semaphore::new(limits.max_event_streams)),
+            streams: StreamSlots::new(limits.max_event_streams, limits.max_event_streams_per_org),
             stores,
             clock,
             limits,
@@ -325,7 +334,9 @@ impl App {
             (Operation::ListSessions, Some(caller)) => self.list_sessions(&caller, query).await,
             (Operation::GetSession(id), Some(caller)) => self.get_session(&caller, id).await,
             (Operation::StreamEvents(id), Some(caller)) => {
-                self.stream_events(&caller, id, query, &parts.headers).await
+                let request = parts.extensions.get::<OpenRequest>().cloned();
+                self.stream_events(&caller, id, query, &parts.headers, request)
+                    .await
             }
             (Operation::EraseSession(id), Some(caller)) => self.erase_session(&caller, id).await,
             (Operation::ListKeys, Some(caller)) => self.list_keys(&caller).await,

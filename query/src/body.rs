@@ -2,6 +2,8 @@
 //! produces them) and bounded reading of the small request bodies the API takes.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,16 +41,62 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
     response
 }
 
-/// The receiving end of a body whose frames another task sends; the sender
-/// learns the client went away when sending fails.
-pub struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// A body whose frames a task produces: see [`ChannelBody::channel`].
+pub struct ChannelBody {
+    frames: mpsc::Receiver<Bytes>,
+    finished: Arc<AtomicBool>,
+}
+
+/// The producing side of a [`ChannelBody`].
+pub struct FrameSender {
+    frames: mpsc::Sender<Bytes>,
+    finished: Arc<AtomicBool>,
+}
+
+/// Why a frame was not sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotSent {
+    /// The response is gone: the client closed, or the server dropped it.
+    Gone,
+    /// The client took no frame for the whole stall timeout.
+    Stalled,
+}
 
 impl ChannelBody {
     /// A body and the sender of its frames; at most `frames` wait unsent, so a
-    /// slow client slows the producer instead of growing memory.
-    pub fn channel(frames: usize) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Body) {
+    /// slow client slows the producer instead of growing memory. The body ends
+    /// cleanly only after [`FrameSender::finish`]: a sender dropped without it
+    /// (the producer failed, gave up on a stalled client, or panicked) ends the
+    /// body with an error, which aborts the response on the wire, so a client
+    /// never takes a cut-off body for a whole one.
+    pub fn channel(frames: usize) -> (FrameSender, Body) {
         let (tx, rx) = mpsc::channel(frames.max(1));
-        (tx, ChannelBody(rx).boxed())
+        let finished = Arc::new(AtomicBool::new(false));
+        let sender = FrameSender {
+            frames: tx,
+            finished: finished.clone(),
+        };
+        let body = ChannelBody {
+            frames: rx,
+            finished,
+        };
+        (sender, body.boxed())
+    }
+}
+
+impl FrameSender {
+    /// Sends one frame, waiting at most `stall` for the client to make room.
+    pub async fn send(&self, frame: Bytes, stall: Duration) -> Result<(), NotSent> {
+        match tokio::time::timeout(stall, self.frames.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(NotSent::Gone),
+            Err(_) => Err(NotSent::Stalled),
+        }
+    }
+
+    /// Ends the body cleanly once the frames sent so far are taken.
+    pub fn finish(self) {
+        self.finished.store(true, Ordering::Release);
     }
 }
 
@@ -60,9 +108,13 @@ impl hyper::body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|next| next.map(|result| result.map(Frame::data)))
+        self.frames.poll_recv(cx).map(|next| match next {
+            Some(frame) => Some(Ok(Frame::data(frame))),
+            None if self.finished.load(Ordering::Acquire) => None,
+            None => Some(Err(std::io::Error::other(
+                "the body ended before its producer finished it",
+            ))),
+        })
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -70,22 +122,42 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
+/// A request's open mark ([`RequestGuard`]), held by its response body until
+/// the body has ended, and given up early by an event stream whose client
+/// stopped reading: the connection is then idle, and its idle timeout closes
+/// it, so a stalled client keeps neither a stream slot nor its connection.
+#[derive(Clone)]
+pub struct OpenRequest(Arc<Mutex<Option<RequestGuard>>>);
+
+impl OpenRequest {
+    pub fn new(guard: RequestGuard) -> OpenRequest {
+        OpenRequest(Arc::new(Mutex::new(Some(guard))))
+    }
+
+    /// Gives up the mark: the request no longer counts as open.
+    pub fn release(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 /// `body`, keeping `request` open for its connection's supervisor until the
 /// body has ended (or hyper dropped it): an event stream in progress is an
 /// open request, which the idle timeout does not close.
-pub fn held_open(body: Body, request: RequestGuard) -> Body {
-    HeldOpen {
-        body,
-        request: Some(request),
-    }
-    .boxed()
+pub fn held_open(body: Body, request: OpenRequest) -> Body {
+    HeldOpen { body, request }.boxed()
 }
 
 /// See [`held_open`].
 struct HeldOpen {
     body: Body,
-    /// Dropped when the body ends or fails.
-    request: Option<RequestGuard>,
+    /// Released when the body ends or fails, or is dropped.
+    request: OpenRequest,
+}
+
+impl Drop for HeldOpen {
+    fn drop(&mut self) {
+        self.request.release();
+    }
 }
 
 impl hyper::body::Body for HeldOpen {
@@ -98,7 +170,7 @@ impl hyper::body::Body for HeldOpen {
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let next = Pin::new(&mut self.body).poll_frame(cx);
         if matches!(next, Poll::Ready(None | Some(Err(_)))) {
-            self.request = None;
+            self.request.release();
         }
         next
     }

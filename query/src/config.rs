@@ -104,6 +104,24 @@ pub struct ServeConfig {
     /// few stored chunks per window of its session in memory.
     #[arg(long, env = "LUCENT_QUERY_MAX_EVENT_STREAMS", default_value_t = 64)]
     pub max_event_streams: usize,
+    /// Event streams of one organization sent at once per replica; past it,
+    /// 503. A quarter of the slots by default, so one organization (or one
+    /// leaked read key) cannot take them all.
+    #[arg(
+        long,
+        env = "LUCENT_QUERY_MAX_EVENT_STREAMS_PER_ORG",
+        default_value_t = 16
+    )]
+    pub max_event_streams_per_org: usize,
+    /// Milliseconds an event stream waits for its client to take the next
+    /// frame; then the stream is aborted, its slot freed, and its connection
+    /// closed once idle. A player reads as fast as the network allows.
+    #[arg(
+        long,
+        env = "LUCENT_QUERY_EVENT_STREAM_STALL_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub event_stream_stall_timeout_ms: u64,
     /// Most open client connections; past it, new ones wait in the kernel's backlog.
     #[arg(long, env = "LUCENT_QUERY_MAX_CONNECTIONS", default_value_t = 1_024)]
     pub max_connections: usize,
@@ -131,6 +149,10 @@ impl ServeConfig {
             rate_limit_per_minute: self.rate_limit_per_minute.max(1),
             retention_ms: u64::from(self.retention_secs()) * 1000,
             max_event_streams: self.max_event_streams.max(1),
+            max_event_streams_per_org: self.max_event_streams_per_org.max(1),
+            event_stream_stall_timeout: Duration::from_millis(
+                self.event_stream_stall_timeout_ms.max(1),
+            ),
             body_read_timeout: Duration::from_millis(self.timeouts.body_read_timeout_ms.max(1)),
         }
     }

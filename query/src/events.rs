@@ -12,7 +12,10 @@
 //! and the body is sent in frames of about [`FRAME_BYTES`] through a channel of
 //! [`FRAMES_QUEUED`], so a slow client slows the reading instead of filling
 //! memory. A merge holds that much per window (a session has a few tabs), and
-//! the streams sent at once are bounded by `--max-event-streams`. The first chunk of every window is read before the status is sent,
+//! the streams sent at once are bounded by `--max-event-streams` (and
+//! `--max-event-streams-per-org` for one organization). A client that takes
+//! nothing for `--event-stream-stall-timeout-ms` loses its stream and, once
+//! idle, its connection. The first chunk of every window is read before the status is sent,
 //! so a store that is down at the start gives a 503; a failure after that can
 //! only abort the connection, and is counted.
 
@@ -20,6 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
@@ -30,10 +34,10 @@ use lucent_common::domain::codec::zstd_decompress;
 use lucent_common::process::metric_names as m;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::api_error::ApiError;
-use crate::body::{Body, ChannelBody};
+use crate::body::{Body, ChannelBody, FrameSender, NotSent, OpenRequest};
+use crate::stream_slots::StreamSlot;
 
 /// Stored chunks read per store call, per window.
 pub const CHUNKS_PER_READ: usize = 4;
@@ -61,6 +65,12 @@ pub enum StreamError {
         part: u32,
         why: String,
     },
+    /// The client took no frame for this long (`--event-stream-stall-timeout-ms`).
+    #[error("the client took nothing for {0:?}")]
+    Stalled(Duration),
+    /// The client went away; not counted, nothing to report.
+    #[error("the client went away")]
+    Gone,
 }
 
 impl StreamError {
@@ -69,6 +79,8 @@ impl StreamError {
         match self {
             StreamError::Store(_) => "store",
             StreamError::Corrupt { .. } => "corrupt",
+            StreamError::Stalled(_) => "stalled",
+            StreamError::Gone => "gone",
         }
     }
 
@@ -316,12 +328,12 @@ impl EventStream {
     }
 
     /// Writes every event to `out`, sending frames to `frames` as they fill.
-    /// Returns `Ok(false)` when the client went away.
     async fn pump(
         &mut self,
-        out: &mut Output,
-        frames: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-    ) -> Result<bool, StreamError> {
+        mut out: Output,
+        frames: &FrameSender,
+        stall: Duration,
+    ) -> Result<(), StreamError> {
         while let Some(Reverse((_, i))) = self.heads.pop() {
             let window = &mut self.windows[i];
             out.write_event(window.take());
@@ -329,27 +341,31 @@ impl EventStream {
                 self.heads.push(Reverse((timestamp, i)));
             }
             if let Some(frame) = out.ready_frame() {
-                if !send(frames, frame).await {
-                    return Ok(false);
-                }
+                send(frames, frame, stall).await?;
             }
         }
-        Ok(true)
+        send(frames, out.finish(), stall).await
     }
 
     /// Sends the stream as the body of a response, on a task of its own that
-    /// holds `permit` (one of the event-stream slots) until it ends.
-    pub fn into_body(mut self, gzip: bool, permit: OwnedSemaphorePermit) -> Body {
+    /// holds `slot` (one of the event-stream slots) until it ends. A client
+    /// that takes no frame for `stall` is given up on: the stream ends, its
+    /// slot is free, and `request` is released so that the connection's idle
+    /// timeout closes it.
+    pub fn into_body(
+        mut self,
+        gzip: bool,
+        slot: StreamSlot,
+        request: Option<OpenRequest>,
+        stall: Duration,
+    ) -> Body {
         let (frames, body) = ChannelBody::channel(FRAMES_QUEUED);
         tokio::spawn(async move {
             let streams = metrics::gauge!(m::QUERY_EVENT_STREAMS);
             streams.increment(1.0);
-            let mut out = Output::new(gzip);
-            match self.pump(&mut out, &frames).await {
-                Ok(true) => {
-                    send(&frames, out.finish()).await;
-                }
-                Ok(false) => {}
+            match self.pump(Output::new(gzip), &frames, stall).await {
+                Ok(()) => frames.finish(),
+                Err(StreamError::Gone) => {}
                 Err(e) => {
                     e.count();
                     tracing::warn!(
@@ -357,27 +373,34 @@ impl EventStream {
                         session = %self.source.session_id,
                         "event stream aborted"
                     );
-                    // The status is out: an error frame makes the server
-                    // abort the response, so the client sees a broken body,
-                    // never a truncated array that parses.
-                    let _ = frames.send(Err(std::io::Error::other(e.to_string()))).await;
+                    if matches!(e, StreamError::Stalled(_)) {
+                        if let Some(request) = &request {
+                            request.release();
+                        }
+                    }
+                    // The status is out: dropping `frames` unfinished makes
+                    // the server abort the response, so the client sees a
+                    // broken body, never a truncated array that parses.
                 }
             }
             streams.decrement(1.0);
-            drop(permit);
+            drop(slot);
         });
         body
     }
 }
 
-/// Sends one frame and counts it; false when the client went away.
-async fn send(frames: &mpsc::Sender<Result<Bytes, std::io::Error>>, frame: Bytes) -> bool {
+/// Sends one frame, counting its bytes.
+async fn send(frames: &FrameSender, frame: Bytes, stall: Duration) -> Result<(), StreamError> {
     let len = frame.len() as u64;
-    let sent = frames.send(Ok(frame)).await.is_ok();
-    if sent {
-        metrics::counter!(m::QUERY_EVENTS_SENT_BYTES).increment(len);
+    match frames.send(frame, stall).await {
+        Ok(()) => {
+            metrics::counter!(m::QUERY_EVENTS_SENT_BYTES).increment(len);
+            Ok(())
+        }
+        Err(NotSent::Gone) => Err(StreamError::Gone),
+        Err(NotSent::Stalled) => Err(StreamError::Stalled(stall)),
     }
-    sent
 }
 
 /// The 200 of an event stream.
@@ -433,6 +456,8 @@ impl From<StreamError> for ApiError {
                 tracing::warn!(error = %e, "stored chunk unreadable");
                 ApiError::Internal
             }
+            // Only sending fails these, and nothing is sent before the status.
+            StreamError::Stalled(_) | StreamError::Gone => ApiError::Internal,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - [`sessions`]: listing, one session, erasure, and the event stream's request.
 //!   A session row is `lucent_common::domain::session_row`, shared with the CLI.
 //! - [`events`]: reading, merging and streaming a session's events.
+//! - [`stream_slots`]: how many event streams run at once, per replica and per organization.
 //! - [`keys`]: the organization's public keys.
 //! - [`cursor`]: the opaque listing cursor.
 //! - [`query_params`]: query strings, path segments and id syntax.
@@ -36,6 +37,7 @@ pub mod secret_cache;
 pub mod secrets_cli;
 pub mod server;
 pub mod sessions;
+pub mod stream_slots;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -27,6 +27,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lucent_common::process::admin::{self, Readiness};
@@ -39,7 +41,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::body::held_open;
+use crate::body::{held_open, OpenRequest};
 
 /// Concurrent requests one HTTP/2 connection may open. Event streams are
 /// bounded on their own (`max_event_streams`); this bounds the rest.
@@ -109,8 +111,10 @@ pub async fn run(
         let activity = Activity::new(Instant::now());
         let service = {
             let (app, activity) = (app.clone(), activity.clone());
-            service_fn(move |req| {
-                let request = activity.request_started();
+            service_fn(move |mut req: Request<Incoming>| {
+                let request = OpenRequest::new(activity.request_started());
+                // An event stream gives the request up if its client stalls.
+                req.extensions_mut().insert(request.clone());
                 let app = app.clone();
                 async move {
                     // The request stays open (for the idle timeout and the

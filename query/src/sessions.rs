@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::api_error::ApiError;
 use crate::app::App;
-use crate::body::{full, json_response, Body};
+use crate::body::{full, json_response, Body, OpenRequest};
 use crate::cursor::{self, ListCursor};
 use crate::events::{self, EventStream};
 use crate::query_params::{percent_decode, query_values, valid_id};
@@ -163,6 +163,7 @@ impl App {
         segment: &str,
         query: Option<&str>,
         headers: &HeaderMap,
+        request: Option<OpenRequest>,
     ) -> Result<Response<Body>, ApiError> {
         let [window] = query_values(query, ["windowId"])?;
         let (id, summary) = self.summary(caller, segment).await?;
@@ -171,11 +172,10 @@ impl App {
             Some(_) => return Err(ApiError::NotFound),
             None => summary.windows.into_iter().map(|w| w.window_id).collect(),
         };
-        let permit = self
+        let slot = self
             .streams
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::streams_full())?;
+            .try_take(&caller.org_id)
+            .ok_or_else(ApiError::streams_full)?;
         let stream = EventStream::open(
             self.stores.sessions.clone(),
             caller.org_id.clone(),
@@ -184,7 +184,8 @@ impl App {
         )
         .await?;
         let gzip = events::accepts_gzip(headers);
-        Ok(events::response(stream.into_body(gzip, permit), gzip))
+        let body = stream.into_body(gzip, slot, request, self.limits.event_stream_stall_timeout);
+        Ok(events::response(body, gzip))
     }
 
     /// `DELETE /api/v1/sessions/{id}`: idempotent; a session of another

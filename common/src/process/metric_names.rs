@@ -107,7 +107,8 @@ pub const QUERY_EVENTS_SENT_BYTES: &str = "lucent_query_events_sent_bytes_total"
 /// Gauge. Event streams being sent.
 pub const QUERY_EVENT_STREAMS: &str = "lucent_query_event_streams";
 /// Counter. Event streams aborted after their 200 was sent, by `reason`
-/// (`store`: a read failed; `corrupt`: a stored chunk could not be decoded).
+/// (`store`: a read failed; `corrupt`: a stored chunk could not be decoded;
+/// `stalled`: the client took nothing for the stall timeout).
 pub const QUERY_STREAM_ERRORS: &str = "lucent_query_stream_errors_total";
 /// Counter. Store calls that failed while answering a request, by `kind` (`retryable`, `permanent`).
 pub const QUERY_STORE_ERRORS: &str = "lucent_query_store_errors_total";

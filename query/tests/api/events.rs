@@ -10,13 +10,13 @@ use crate::support::*;
 
 /// An event as an SDK might send it: spacing and number forms a JSON
 /// re-encoder would change, so any re-encoding shows.
-fn event(at: u64, mark: &str) -> String {
+pub(super) fn event(at: u64, mark: &str) -> String {
     format!(
         r#"{{"type":3, "timestamp":{at},"data":{{"m":"{mark}","x":1.50,"e":1E3,"s":"\u00e9"}}}}"#
     )
 }
 
-fn array(events: &[&String]) -> String {
+pub(super) fn array(events: &[&String]) -> String {
     let texts: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     format!("[{}]", texts.join(","))
 }
@@ -234,7 +234,7 @@ async fn a_store_failure_before_the_status_is_a_503_and_after_it_aborts_the_body
 
 /// Asks for session `s`'s events and returns once the response head is in,
 /// with the body still to read.
-async fn open_stream(
+pub(super) async fn open_stream(
     server: &TestServer,
     key: &str,
     http2: bool,
@@ -306,62 +306,4 @@ async fn a_stream_in_flight_at_shutdown_is_sent_to_its_end() {
         .is_err(),
         "the listener is closed after shutdown"
     );
-}
-
-#[tokio::test]
-async fn event_streams_past_the_limit_are_503_until_one_ends() {
-    // Chunk reads after the first wait for the test to open `gate`: the one
-    // stream allowed is held in progress, its status and first frames sent.
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let wrapped = gate.clone();
-    let mut options = Options::default();
-    options.app.max_event_streams = 1;
-    options.wrap_sessions = Some(Box::new(move |store| {
-        HookedReads::wrap(
-            store,
-            Box::new(move |reads_before| {
-                let gate = wrapped.clone();
-                Box::pin(async move {
-                    if reads_before > 0 {
-                        // Never closed; the permit goes back on drop.
-                        let _open = gate.acquire().await.expect("gate is never closed");
-                    }
-                    Ok(())
-                })
-            }),
-        )
-    }));
-    let server = TestServer::start_with(options).await;
-    let key = server.secret("acme", Scope::Read).await;
-    // Twelve batches of about 40 KB: more than one read of chunks.
-    let events: Vec<String> = (0..12).map(|i| event(i, &"z".repeat(40_000))).collect();
-    for (seq, e) in events.iter().enumerate() {
-        server
-            .put(Batch::new("acme", "s", "", seq as u64, &[e]))
-            .await;
-    }
-    let refs: Vec<&String> = events.iter().collect();
-
-    let held = open_stream(&server, &key, false).await;
-    assert_eq!(held.status(), 200);
-    // The only slot is taken: another stream is refused before any store read,
-    // while the rest of the API still answers.
-    let refused = server.get(&key, "/api/v1/sessions/s/events").await;
-    refused.assert_error(503, "Service unavailable");
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    server
-        .get(&key, "/api/v1/sessions/s")
-        .await
-        .assert_status(200);
-
-    gate.add_permits(1);
-    let body = http_body_util::BodyExt::collect(held.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    assert!(body == array(&refs), "the held stream differs");
-    // Its slot was given back before its body ended.
-    let next = server.get(&key, "/api/v1/sessions/s/events").await;
-    next.assert_status(200);
-    assert!(next.text() == array(&refs), "the next stream differs");
 }

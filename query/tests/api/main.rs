@@ -6,6 +6,7 @@
 //! - `listing`: order, paging, ranges, parameters and cursors;
 //! - `rows`: one session's row, integrity, and other organizations' sessions;
 //! - `events`: the event stream, byte for byte, merged, gzip, failures;
+//! - `slots`: how many streams run at once, per replica and organization, and stalled clients;
 //! - `erase`: erasure and its tombstone;
 //! - `keys`: the organization's public keys;
 //! - `rate_limit`: the per-secret-key window;
@@ -25,3 +26,4 @@ mod metrics;
 mod page;
 mod rate_limit;
 mod rows;
+mod slots;

@@ -50,6 +50,8 @@ impl Default for Options {
                 rate_limit_per_minute: 10_000,
                 retention_ms: 30 * DAY_MS,
                 max_event_streams: 16,
+                max_event_streams_per_org: 16,
+                event_stream_stall_timeout: Duration::from_secs(30),
                 body_read_timeout: Duration::from_secs(5),
             },
             server: ServerLimits {
