@@ -36,6 +36,8 @@ pub struct SessionRow {
 #[serde(rename_all = "camelCase")]
 pub struct WindowRow {
     pub window_id: String,
+    /// Event time of the window's earliest event.
+    pub started_at: String,
     pub batches: u64,
     pub highest_seq: u64,
     /// The lowest missing `seq` numbers, capped (see `missing_count` for all).
@@ -67,6 +69,7 @@ impl From<WindowSeqs> for WindowRow {
     fn from(w: WindowSeqs) -> WindowRow {
         WindowRow {
             window_id: w.window_id,
+            started_at: format_time_ms(w.first_event_ms),
             batches: w.batches,
             highest_seq: w.highest_seq,
             missing: w.missing,

@@ -26,6 +26,9 @@ pub struct ChunkMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSeqs {
     pub window_id: String,
+    /// Event time of the window's earliest event: tabs sort by it in the order
+    /// they were opened, which their random ids do not tell.
+    pub first_event_ms: u64,
     /// Distinct batches (`seq` numbers) stored.
     pub batches: u64,
     pub highest_seq: u64,
@@ -88,13 +91,18 @@ impl SessionSummary {
         first_received_ms: u64,
         chunks: impl IntoIterator<Item = ChunkMeta>,
     ) -> Option<SessionSummary> {
-        let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        // Per window: its seq numbers and its earliest event time.
+        let mut seqs: BTreeMap<String, (Vec<u64>, u64)> = BTreeMap::new();
         let mut summary: Option<SessionSummary> = None;
         // (first event time, window, seq, part) of the chunk whose URL is kept.
         let mut url_from: Option<(u64, String, u64, u32)> = None;
         let mut agent_from = u64::MAX;
         for c in chunks {
-            seqs.entry(c.window_id.clone()).or_default().push(c.seq);
+            let window = seqs
+                .entry(c.window_id.clone())
+                .or_insert_with(|| (Vec::new(), u64::MAX));
+            window.0.push(c.seq);
+            window.1 = window.1.min(c.first_event_ms);
             let s = summary.get_or_insert_with(|| SessionSummary {
                 session_id: session_id.to_string(),
                 first_received_ms,
@@ -129,7 +137,9 @@ impl SessionSummary {
         let mut summary = summary?;
         summary.windows = seqs
             .into_iter()
-            .map(|(window_id, seqs)| WindowSeqs::from_seqs(window_id, seqs))
+            .map(|(window_id, (seqs, first_event_ms))| {
+                WindowSeqs::from_seqs(window_id, seqs, first_event_ms)
+            })
             .collect();
         Some(summary)
     }
@@ -153,7 +163,7 @@ impl SessionSummary {
 impl WindowSeqs {
     /// From the `seq` numbers stored in a window, in any order, repeats allowed
     /// (one per part of a split batch).
-    pub fn from_seqs(window_id: String, mut seqs: Vec<u64>) -> WindowSeqs {
+    pub fn from_seqs(window_id: String, mut seqs: Vec<u64>, first_event_ms: u64) -> WindowSeqs {
         seqs.sort_unstable();
         seqs.dedup();
         let highest_seq = seqs.last().copied().unwrap_or(0);
@@ -171,6 +181,7 @@ impl WindowSeqs {
         }
         WindowSeqs {
             window_id,
+            first_event_ms,
             batches: seqs.len() as u64,
             highest_seq,
             missing,

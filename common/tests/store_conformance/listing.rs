@@ -62,6 +62,7 @@ pub async fn list_sessions_aggregates_a_session_over_its_chunks(store: Arc<dyn S
             windows: vec![
                 WindowSeqs {
                     window_id: "tab-1".to_string(),
+                    first_event_ms: t,
                     batches: 2,
                     highest_seq: 1,
                     missing: vec![],
@@ -69,6 +70,7 @@ pub async fn list_sessions_aggregates_a_session_over_its_chunks(store: Arc<dyn S
                 },
                 WindowSeqs {
                     window_id: "tab-2".to_string(),
+                    first_event_ms: t + 40,
                     batches: 1,
                     highest_seq: 0,
                     missing: vec![],

@@ -47,8 +47,11 @@ async fn a_row_shows_every_field_of_a_complete_session() {
         "eventCount": 4,
         "bytes": bytes,
         "windows": [
-            {"windowId": "a", "batches": 2, "highestSeq": 1, "missing": [], "missingCount": 0},
-            {"windowId": "b", "batches": 1, "highestSeq": 0, "missing": [], "missingCount": 0},
+            // Each tab's start is its own earliest event: b was opened after a.
+            {"windowId": "a", "startedAt": "2027-01-15T07:59:50.000Z", "batches": 2,
+             "highestSeq": 1, "missing": [], "missingCount": 0},
+            {"windowId": "b", "startedAt": "2027-01-15T07:59:51.000Z", "batches": 1,
+             "highestSeq": 0, "missing": [], "missingCount": 0},
         ],
         "firstUrl": "https://x.test/start",
         "userAgent": "test-agent/1.0",
@@ -83,7 +86,8 @@ async fn integrity_reports_gaps_and_a_missing_full_snapshot() {
     assert_eq!(gappy["integrity"], "gaps");
     assert_eq!(
         gappy["windows"],
-        json!([{"windowId": "w", "batches": 2, "highestSeq": 3, "missing": [1, 2], "missingCount": 2}])
+        json!([{"windowId": "w", "startedAt": "2027-01-15T07:59:50.000Z", "batches": 2,
+                "highestSeq": 3, "missing": [1, 2], "missingCount": 2}])
     );
     let blind = server.get(&key, "/api/v1/sessions/blind").await.json();
     assert_eq!(
