@@ -151,6 +151,18 @@ for (const queue of ['embedded', 'kafka']) {
       });
 
       await t.test('the window picker and seeking: tab 2 at its end holds its own value', async () => {
+        // Without a window in the URL the tab opened first plays, listed first,
+        // whatever the order of the (random) window ids.
+        await page.goto(`${stack.queryUrl}/#/sessions/${sid}`);
+        await page.locator('#window-picker').waitFor({ timeout: 20_000 });
+        assert.equal(await page.locator('#window-picker').inputValue(), first.windowId);
+        const labels = await page.locator('#window-picker option').allTextContents();
+        assert.equal(labels.length, 2);
+        assert.match(labels[0], /^Tab 1, opened /);
+        assert.deepEqual(
+          await page.locator('#window-picker option').evaluateAll((options) => options.map((o) => o.value)),
+          [first.windowId, second.windowId],
+        );
         await page.locator('#window-picker').selectOption(second.windowId);
         await page.locator('#player[data-stream="done"]').waitFor({ timeout: 20_000 });
         assert.match(page.url(), new RegExp(`window=${encodeURIComponent(second.windowId)}$`));

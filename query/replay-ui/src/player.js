@@ -18,7 +18,7 @@ const FULL_SNAPSHOT = 2;
 const SPEEDS = [1, 2, 4, 8];
 
 /**
- * Shows session `id` in `root`, window `windowId` (null: the first one).
+ * Shows session `id` in `root`, window `windowId` (null: the tab opened first).
  * `onError(error)` handles refusals. Returns {destroy}.
  */
 export function openSession(root, id, windowId, { onError }) {
@@ -30,9 +30,10 @@ export function openSession(root, id, windowId, { onError }) {
   (async () => {
     const path = `/api/v1/sessions/${encodeURIComponent(id)}`;
     const row = await apiJson(path, { signal: abort.signal });
-    const windows = row.windows.map((w) => w.windowId);
+    const tabs = tabsInOpeningOrder(row.windows);
+    const windows = tabs.map((w) => w.windowId);
     const chosen = windowId !== null && windows.includes(windowId) ? windowId : windows[0] ?? null;
-    root.replaceChildren(root.firstChild, sessionHeader(row, chosen), status);
+    root.replaceChildren(root.firstChild, sessionHeader(row, tabs, chosen), status);
     if (row.integrity === 'no_full_snapshot') {
       status.textContent = 'This session has no full snapshot: it cannot be played.';
       return;
@@ -62,7 +63,23 @@ export function openSession(root, id, windowId, { onError }) {
   };
 }
 
-function sessionHeader(row, chosen) {
+/** The windows by their earliest event (ties by id): tabs in the order they were opened. */
+function tabsInOpeningOrder(windows) {
+  const key = (w) => [Date.parse(w.startedAt) || 0, w.windowId];
+  return [...windows].sort((a, b) => {
+    const [ta, ia] = key(a);
+    const [tb, ib] = key(b);
+    return ta - tb || (ia < ib ? -1 : ia > ib ? 1 : 0);
+  });
+}
+
+/** The time of day a tab was opened (the session's date is in its header). */
+function openedAt(rfc3339) {
+  const d = new Date(rfc3339);
+  return Number.isNaN(d.getTime()) ? rfc3339 : d.toLocaleTimeString();
+}
+
+function sessionHeader(row, tabs, chosen) {
   const header = el(
     'section',
     { class: 'session-info' },
@@ -75,16 +92,15 @@ function sessionHeader(row, chosen) {
     ),
     el('p', { class: 'agent', title: row.userAgent }, row.userAgent),
   );
-  if (row.windows.length > 1) {
+  if (tabs.length > 1) {
     const select = el(
       'select',
       { id: 'window-picker', name: 'window' },
-      row.windows.map((w) =>
+      tabs.map((w, i) =>
         el(
           'option',
           { value: w.windowId, selected: w.windowId === chosen },
-          // No ordinal: the API lists windows by id, not in the order the tabs were opened.
-          `Tab ${w.windowId.slice(0, 8) || '(default)'}${w.windowId.length > 8 ? '…' : ''} (${w.batches} batch${w.batches === 1 ? '' : 'es'})`,
+          `Tab ${i + 1}, opened ${openedAt(w.startedAt)} (${w.batches} batch${w.batches === 1 ? '' : 'es'})`,
         ),
       ),
     );
@@ -92,7 +108,7 @@ function sessionHeader(row, chosen) {
       location.hash = `#/sessions/${encodeURIComponent(row.sessionId)}?window=${encodeURIComponent(select.value)}`;
     });
     header.append(
-      el('p', { class: 'window-choice' }, el('label', { for: 'window-picker' }, `Recorded in ${row.windows.length} tabs: `), select),
+      el('p', { class: 'window-choice' }, el('label', { for: 'window-picker' }, `Recorded in ${tabs.length} tabs: `), select),
     );
   }
   return header;
