@@ -11,7 +11,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +22,6 @@ use lucent_common::process::metric_names as m;
 use lucent_testkit::socket::{connect_and_send, read_until_closed, text};
 use support::*;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
 /// Longest any test waits for something expected to happen.
 const GUARD: Duration = Duration::from_secs(20);
@@ -88,26 +86,8 @@ async fn idle_http2_connection_is_closed_and_counted() {
 /// longer than an idle timeout plus the close grace, then reads the rest: the
 /// whole body must arrive, and only then is the idle connection closed.
 async fn slow_stream_is_not_cut_by_the_idle_timeout(http2: bool) {
-    let gate = Arc::new(Semaphore::new(0));
     let mut options = idle_options();
-    let wrapped = gate.clone();
-    // Chunk reads after the first wait for the test to open `gate`: the
-    // stream is held in progress, its status and first frames sent.
-    options.wrap_sessions = Some(Box::new(move |store| {
-        HookedReads::wrap(
-            store,
-            Box::new(move |reads_before| {
-                let gate = wrapped.clone();
-                Box::pin(async move {
-                    if reads_before > 0 {
-                        // The semaphore is never closed; the permit goes back on drop.
-                        let _open = gate.acquire().await.expect("gate is never closed");
-                    }
-                    Ok(())
-                })
-            }),
-        )
-    }));
+    let gate = hold_reads_after_the_first(&mut options);
     let server = TestServer::start_with(options).await;
     let key = server.secret("acme", Scope::Read).await;
     // Twelve batches of about 40 KB: the first read's chunks fill frames, so

@@ -1,44 +1,18 @@
 //! Event-stream slots: the replica's limit, each organization's share, and a
 //! client that stops reading.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lucent_common::domain::secret_key::Scope;
 use lucent_common::process::metric_names as m;
 use lucent_testkit::socket::{connect_and_send, read_until_closed, text};
 use lucent_testkit::wait_for_metric_at;
-use tokio::sync::Semaphore;
 
 use super::events::{array, event, open_stream};
 use crate::support::*;
 
 /// Longest the tests wait for something that must happen (a hang guard).
 const GUARD: Duration = Duration::from_secs(20);
-
-/// A server whose chunk reads after a stream's first wait for the returned
-/// gate: a stream opened on it sends its status and first frames, then is held
-/// in progress (holding its slot) until the test adds permits.
-async fn server_with_held_streams(mut options: Options) -> (TestServer, Arc<Semaphore>) {
-    let gate = Arc::new(Semaphore::new(0));
-    let wrapped = gate.clone();
-    options.wrap_sessions = Some(Box::new(move |store| {
-        HookedReads::wrap(
-            store,
-            Box::new(move |reads_before| {
-                let gate = wrapped.clone();
-                Box::pin(async move {
-                    if reads_before > 0 {
-                        // Never closed; the permit goes back on drop.
-                        let _open = gate.acquire().await.expect("gate is never closed");
-                    }
-                    Ok(())
-                })
-            }),
-        )
-    }));
-    (TestServer::start_with(options).await, gate)
-}
 
 /// Stores session `s` of `org`: twelve batches of about 40 KB, more than one
 /// read of chunks. Returns its events.
@@ -66,7 +40,8 @@ async fn put_large_session(server: &TestServer, org: &str) -> Vec<String> {
 async fn event_streams_past_the_limit_are_503_until_one_ends() {
     let mut options = Options::default();
     options.app.max_event_streams = 1;
-    let (server, gate) = server_with_held_streams(options).await;
+    let gate = hold_reads_after_the_first(&mut options);
+    let server = TestServer::start_with(options).await;
     let key = server.secret("acme", Scope::Read).await;
     let events = put_session(&server, "acme").await;
     let refs: Vec<&String> = events.iter().collect();

@@ -301,6 +301,31 @@ pub type BeforeRead = Box<
     dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync,
 >;
 
+/// Makes every chunk read after the store's first wait for the returned gate:
+/// a stream opened on the server sends its status and first frames, then is
+/// held in progress (its slot and its request open) until the test adds
+/// permits to the gate.
+pub fn hold_reads_after_the_first(options: &mut Options) -> Arc<tokio::sync::Semaphore> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let wrapped = gate.clone();
+    options.wrap_sessions = Some(Box::new(move |store| {
+        HookedReads::wrap(
+            store,
+            Box::new(move |reads_before| {
+                let gate = wrapped.clone();
+                Box::pin(async move {
+                    if reads_before > 0 {
+                        // Never closed; the permit goes back on drop.
+                        let _open = gate.acquire().await.expect("gate is never closed");
+                    }
+                    Ok(())
+                })
+            }),
+        )
+    }));
+    gate
+}
+
 /// The test's store as the session reader, except that each chunk read first
 /// awaits a hook (to fail reads on cue, or hold a stream in progress).
 pub struct HookedReads {
