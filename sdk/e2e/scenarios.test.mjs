@@ -162,8 +162,13 @@ function bodyText(p) {
   return raw.toString('utf8');
 }
 
-/** `sessions export` of a session once it holds at least `minEvents` events and a full snapshot. */
-async function exported(sessionId, { minEvents = 1 } = {}) {
+/**
+ * `sessions export` of a session once it holds at least `minEvents` events, a
+ * full snapshot, and an event matching `having` (batches of one page arrive in
+ * several requests, the last ones by beacon as it closes: wait for the one the
+ * test is about, not only for the first).
+ */
+async function exported(sessionId, { minEvents = 1, having = () => true } = {}) {
   return waitFor(
     async () => {
       let out;
@@ -172,9 +177,9 @@ async function exported(sessionId, { minEvents = 1 } = {}) {
       } catch {
         return null;
       }
-      return out.length >= minEvents && out.some((e) => e.type === FULL_SNAPSHOT) ? out : null;
+      return out.length >= minEvents && out.some((e) => e.type === FULL_SNAPSHOT) && out.some(having) ? out : null;
     },
-    { timeoutMs: 20_000, everyMs: 300, message: () => `session ${sessionId} not stored with a full snapshot within 20 s\n${procs.logs()}` },
+    { timeoutMs: 20_000, everyMs: 300, message: () => `session ${sessionId} not stored with a full snapshot and the event waited for within 20 s\n${procs.logs()}` },
   );
 }
 
@@ -190,7 +195,9 @@ scenario('masking on (the default): a typed password, a typed value and a masked
   await page.close({ runBeforeUnload: true });
   await context.close();
 
-  const events = await exported(sessionId, { minEvents: 3 });
+  // Recorded, masked: the input events carry asterisks.
+  const maskedInput = (e) => e.type === 3 && e.data?.source === 5 && /^\*+$/.test(e.data.text ?? '');
+  const events = await exported(sessionId, { minEvents: 3, having: maskedInput });
   const stored = JSON.stringify(events);
   for (const [what, text] of [
     ['wire', onWire],
@@ -200,8 +207,7 @@ scenario('masking on (the default): a typed password, a typed value and a masked
     assert.ok(!text.includes('SECRET-TEXT-4242'), `the rr-mask text is not in the ${what}`);
     assert.ok(!/"text":"typed-VALUE-77"/.test(text), `the typed value is not in an input event in the ${what}`);
   }
-  // They were recorded, masked: the input events carry asterisks.
-  assert.ok(events.some((e) => e.type === 3 && e.data?.source === 5 && /^\*+$/.test(e.data.text ?? '')), 'masked input events were stored');
+  assert.ok(events.some(maskedInput), 'masked input events were stored');
   assert.deepEqual(problems, []);
 });
 
