@@ -24,13 +24,11 @@ impl SqliteStore {
             .reader
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(sql)?;
-                let row = |r: &rusqlite::Row<'_>| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                };
-                let rows = match &org_id {
-                    Some(org_id) => stmt.query_map([org_id], row)?.collect(),
-                    None => stmt.query_map([], row)?.collect(),
-                };
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(org_id.iter()), |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect();
                 rows
             })
             .await?;
